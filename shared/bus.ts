@@ -1,0 +1,67 @@
+/**
+ * The message bus between gateways and workers. Implementations: NATS (`bus-nats.ts`) and
+ * in-process (`bus-memory.ts`); both pass `test/contract/bus.test.ts`.
+ *
+ * What callers may rely on:
+ * - `publish` is fire-and-forget, at most once. Messages one publisher sends on one subject reach
+ *   each subscriber in the order they were published. Nothing is ordered across publishers.
+ * - `request` goes to exactly one handler of the subject's queue group and settles exactly once:
+ *   with the handler's answer, or with a `BusError` (`timeout` after `timeoutMs`, `no_responders`
+ *   at once when no handler is subscribed, `disconnected` when the bus is down). It never hangs.
+ * - A handler that throws answers the request with a `BusError` of kind `handler`; the bus stays up.
+ * - `subscribe` is active for messages published after it returns (NATS: after the server has
+ *   the subscription, which `flush()` waits for).
+ * - Payloads are bytes and are not copied: a receiver must not mutate them.
+ */
+export interface Bus {
+  publish(subject: string, data: Uint8Array): void;
+  subscribe(subject: string, onMessage: (data: Uint8Array, subject: string) => void): BusSubscription;
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** Serves requests on `subject` in queue group `queue`: each request goes to one member. */
+  serve(subject: string, queue: string, handler: RequestHandler): BusSubscription;
+  /** Resolves when everything published or subscribed so far has reached the server. */
+  flush(): Promise<void>;
+  /** True while connected (memory: always, until closed). */
+  readonly connected: boolean;
+  /** Stops taking new messages, lets handlers in flight finish and answer, then closes. */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type RequestHandler = (data: Uint8Array) => Promise<Uint8Array> | Uint8Array;
+
+export interface BusSubscription {
+  unsubscribe(): void;
+}
+
+export type BusErrorKind = 'timeout' | 'no_responders' | 'disconnected' | 'handler' | 'closed';
+
+export class BusError extends Error {
+  override readonly name = 'BusError';
+  constructor(
+    readonly kind: BusErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Subject names. Room names and user ids may contain characters with a meaning in NATS subjects
+ * (`.`, `*`, `>`, spaces), so they are escaped into one token: `a.b` → `a%2Eb`.
+ */
+export function subjectToken(s: string): string {
+  return encodeURIComponent(s).replace(/[.*!'()~>]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+export const subjects = {
+  /** Requests from gateways; workers serve it in queue group `workers`. */
+  requests: 'rt.req',
+  workersQueue: 'workers',
+  /** Events of one room: messages (sequenced), presence, typing. */
+  room: (room: string) => `rt.room.${subjectToken(room)}`,
+  /** Events for every connection of one user: direct messages, notifications. */
+  user: (userId: string) => `rt.user.${subjectToken(userId)}`,
+  /** Messages addressed to one gateway. */
+  node: (nodeId: string) => `rt.node.${subjectToken(nodeId)}`,
+} as const;

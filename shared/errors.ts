@@ -1,0 +1,25 @@
+import { ERROR_CODES, type ErrorCode } from './protocol/codes.ts';
+
+/**
+ * An error with a stable protocol code. Everything that reaches a client is one of these;
+ * anything else is reported as `internal` with a generic message (never a stack trace).
+ */
+export class RtError extends Error {
+  override readonly name = 'RtError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+/** Maps any thrown value to a code and a message safe to show a client. */
+export function toClientError(err: unknown): { code: ErrorCode; message: string } {
+  if (err instanceof RtError) return { code: err.code, message: err.message };
+  return { code: 'internal', message: 'internal error' };
+}
