@@ -23,3 +23,8 @@ export function toClientError(err: unknown): { code: ErrorCode; message: string 
   if (err instanceof RtError) return { code: err.code, message: err.message };
   return { code: 'internal', message: 'internal error' };
 }
+
+/** An `error` frame, serialized by hand because it is made on hot paths. */
+export function errorFrame(id: string | number | undefined, code: ErrorCode, message: string): string {
+  return `{"type":"error"${id === undefined ? '' : `,"id":${JSON.stringify(id)}`},"code":"${code}","message":${JSON.stringify(message)}}`;
+}

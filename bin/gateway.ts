@@ -1,0 +1,5 @@
+import { loadConfig } from '../shared/config.ts';
+import { runMain } from './run.ts';
+import { startGateway } from './server.ts';
+
+await runMain('rt-gateway', async () => (await startGateway(loadConfig('gateway'))).stop);

@@ -1,0 +1,108 @@
+/**
+ * Wiring of the three ways to run: all in one process (`npm start`), a gateway, a worker.
+ * Exported so tests run the same code in-process.
+ */
+import { BusError, type Bus } from '../shared/bus.ts';
+import { MemoryBus } from '../shared/bus-memory.ts';
+import { NatsBus } from '../shared/bus-nats.ts';
+import type { Config } from '../shared/config.ts';
+import { createLogger, type Logger } from '../shared/log.ts';
+import type { Store } from '../shared/store.ts';
+import { MemoryStore } from '../shared/store-memory.ts';
+import { RedisStore } from '../shared/store-redis.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { Worker } from '../worker/worker.ts';
+import { defaultNodeId } from './run.ts';
+
+export interface Running {
+  port: number;
+  gateway?: Gateway;
+  worker?: Worker;
+  bus: Bus;
+  store?: Store;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+async function openBus(cfg: Config, name: string): Promise<Bus> {
+  return cfg.natsUrl ? NatsBus.connect(cfg.natsUrl, { name }) : new MemoryBus();
+}
+
+function openStore(cfg: Config): Store {
+  const opts = { historyMax: cfg.historyMax, historyTtlMs: cfg.historyTtlMs };
+  return cfg.redisUrl ? new RedisStore(cfg.redisUrl, opts) : new MemoryStore(opts);
+}
+
+/**
+ * A gateway and a worker in one process. With no NATS_URL/REDIS_URL this is the embedded mode
+ * (in-process bus, in-memory store); with them, the same process joins a cluster.
+ */
+export async function startAllInOne(cfg: Config): Promise<Running> {
+  const log = createLogger('rt', cfg.logLevel);
+  const nodeId = cfg.nodeId ?? defaultNodeId();
+  const bus = await openBus(cfg, `rt-${nodeId}`);
+  const store = openStore(cfg);
+  const worker = new Worker(bus, store, log.child({ role: 'worker' }), { replayMax: cfg.replayMax });
+  worker.start();
+  const gateway = new Gateway({ bus, config: cfg, log: log.child({ role: 'gateway', node: nodeId }), nodeId });
+  const port = await gateway.listen(cfg.host, cfg.port);
+  log.info({ port, node: nodeId, mode: cfg.natsUrl ? 'cluster member' : 'embedded' }, `rt listening on http://localhost:${port} (WebSocket ws://localhost:${port}/ws)`);
+  return {
+    port,
+    gateway,
+    worker,
+    bus,
+    store,
+    log,
+    async stop() {
+      await gateway.close();
+      worker.stop();
+      await bus.drain().catch(() => bus.close());
+      await store.close();
+    },
+  };
+}
+
+export async function startGateway(cfg: Config): Promise<Running> {
+  const log = createLogger('rt-gateway', cfg.logLevel);
+  const nodeId = cfg.nodeId ?? defaultNodeId();
+  const bus = await openBus(cfg, `rt-gateway-${nodeId}`);
+  const gateway = new Gateway({ bus, config: cfg, log: log.child({ node: nodeId }), nodeId });
+  const port = await gateway.listen(cfg.host, cfg.port);
+  log.info({ port, node: nodeId }, 'gateway listening');
+  return {
+    port,
+    gateway,
+    bus,
+    log,
+    async stop() {
+      await gateway.close();
+      await bus.drain().catch(() => bus.close());
+    },
+  };
+}
+
+export async function startWorker(cfg: Config): Promise<Running> {
+  const log = createLogger('rt-worker', cfg.logLevel);
+  const bus = await openBus(cfg, 'rt-worker');
+  const store = openStore(cfg);
+  const worker = new Worker(bus, store, log, { replayMax: cfg.replayMax });
+  worker.start();
+  await bus.flush();
+  log.info({ worker: worker.id }, 'worker serving requests');
+  return {
+    port: 0,
+    worker,
+    bus,
+    store,
+    log,
+    async stop() {
+      worker.stop();
+      // Drain lets requests in flight finish and answer before the connection closes.
+      await bus.drain().catch((err: unknown) => {
+        if (!(err instanceof BusError)) throw err;
+      });
+      await store.close();
+    },
+  };
+}

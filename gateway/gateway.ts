@@ -1,0 +1,453 @@
+/**
+ * The gateway: owns the sockets, and nothing else. It authenticates upgrades, validates frames with
+ * the compiled protocol schemas, forwards requests to the workers over the bus, and fans room events
+ * out to local sockets with one uWS topic publish per event (serialized once, by the worker).
+ *
+ * It subscribes to a room's bus subject only while it has local members in that room, and to a
+ * user's subject only while that user has a local connection.
+ */
+import type * as UWS from 'uWebSockets.js';
+import { subjects, BusError, type Bus, type BusSubscription } from '../shared/bus.ts';
+import type { Config } from '../shared/config.ts';
+import { envelopeHeader } from '../shared/envelope.ts';
+import { randomId } from '../shared/ids.ts';
+import type { Logger } from '../shared/log.ts';
+import { errorFrame } from '../shared/errors.ts';
+import { CLOSE_CODES } from '../shared/protocol/codes.ts';
+import type { MessageEvent, RequestOf, User } from '../shared/protocol/schemas.ts';
+import { parseRequest } from '../shared/protocol/validate.ts';
+import { loadNativeUws } from '../shared/uws.ts';
+import { RoomStream, defaultStreamOptions, type HistoryFrames, type StreamHost, type StreamMember } from './room-stream.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const j = JSON.stringify;
+const SUBPROTOCOL = 'rt.v1';
+const USERNAME = /^[^\u0000-\u001f\u007f]{1,64}$/u;
+
+interface UpgradeData {
+  user?: User;
+  authError?: string;
+}
+
+/** One client connection. Also the member a RoomStream attaches. */
+class Conn implements StreamMember {
+  closed = false;
+  readonly rooms = new Set<string>();
+  /** Rooms with a join in flight, so a second join or a leave does not race it. */
+  readonly joining = new Set<string>();
+  readonly header: string;
+  constructor(
+    readonly ws: UWS.WebSocket<UpgradeData>,
+    readonly id: string,
+    readonly user: User,
+    readonly sessionId: string,
+    node: string,
+  ) {
+    this.header = envelopeHeader(id, node, user);
+  }
+  subscribe(topic: string): void {
+    if (!this.closed) this.ws.subscribe(topic);
+  }
+  send(frame: Uint8Array | string): void {
+    if (this.closed) return;
+    this.ws.send(frame, false);
+  }
+  /** Sends from outside a uWS callback (after an await): corked into one write. */
+  sendLater(frame: Uint8Array | string): void {
+    if (this.closed) return;
+    this.ws.cork(() => this.ws.send(frame, false));
+  }
+}
+
+export interface GatewayOptions {
+  bus: Bus;
+  config: Config;
+  log: Logger;
+  nodeId: string;
+}
+
+export class Gateway {
+  readonly nodeId: string;
+  private readonly uws = loadNativeUws();
+  private readonly app: UWS.TemplatedApp;
+  private listenSocket: UWS.us_listen_socket | undefined;
+  private readonly conns = new Set<Conn>();
+  private readonly streams = new Map<string, RoomStream>();
+  private readonly streamSubs = new Map<RoomStream, BusSubscription>();
+  private readonly users = new Map<string, { refs: number; sub: BusSubscription }>();
+  private draining = false;
+  private readonly bus: Bus;
+  private readonly cfg: Config;
+  private readonly log: Logger;
+  private readonly systemHeader: string;
+  private readonly streamHost: StreamHost;
+  /** Counters read by tests and, later, metrics. */
+  readonly stats = { dropped: 0, backpressured: 0 };
+
+  constructor(opts: GatewayOptions) {
+    this.bus = opts.bus;
+    this.cfg = opts.config;
+    this.log = opts.log;
+    this.nodeId = opts.nodeId;
+    this.systemHeader = envelopeHeader(`$gw:${this.nodeId}`, this.nodeId, { id: '$gateway', name: this.nodeId });
+    this.streamHost = {
+      publish: (topic, frame) => {
+        this.app.publish(topic, frame, false);
+      },
+      fetchAfter: (room, after, limit) => this.fetchAfter(room, after, limit),
+    };
+    this.app = this.uws.App();
+    this.routes();
+  }
+
+  get ready(): boolean {
+    return !this.draining && this.bus.connected;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  /** Listens on `port` (0: a free one) and resolves with the port. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (token) => {
+        if (!token) return reject(new Error(`cannot listen on ${host}:${port} (in use?)`));
+        this.listenSocket = token;
+        resolve(this.uws.us_socket_local_port(token));
+      });
+    });
+  }
+
+  /**
+   * Stops accepting, closes every socket with 1001 (going away) so clients reconnect elsewhere and
+   * resume, and drops all bus subscriptions. The bus itself belongs to the caller.
+   */
+  async close(): Promise<void> {
+    this.draining = true;
+    if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = undefined;
+    for (const conn of [...this.conns]) {
+      if (!conn.closed) conn.ws.end(CLOSE_CODES.GOING_AWAY.code, 'server shutting down');
+    }
+    for (const [stream, sub] of this.streamSubs) {
+      stream.close();
+      sub.unsubscribe();
+    }
+    this.streamSubs.clear();
+    this.streams.clear();
+    for (const u of this.users.values()) u.sub.unsubscribe();
+    this.users.clear();
+  }
+
+  private routes(): void {
+    const { app, cfg } = this;
+    app.get('/healthz', (res) => {
+      res.cork(() => res.writeHeader('content-type', 'application/json').end('{"status":"ok"}'));
+    });
+    app.get('/readyz', (res) => {
+      const ok = this.ready;
+      const body = j({ status: ok ? 'ready' : 'not ready', bus: this.bus.connected, draining: this.draining });
+      res.cork(() => res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(body));
+    });
+    app.ws<UpgradeData>('/ws', {
+      maxPayloadLength: cfg.maxFrameBytes || 16 * 1024 * 1024,
+      idleTimeout: Math.min(960, Math.max(8, Math.ceil((cfg.heartbeatMs * 2) / 1000))),
+      sendPingsAutomatically: true,
+      maxBackpressure: 1024 * 1024,
+      closeOnBackpressureLimit: 0,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: (ws) => this.open(ws),
+      message: (ws, message, isBinary) => this.message(ws, message, isBinary),
+      drain: () => {},
+      close: (ws) => this.onClose(ws),
+    });
+    app.any('/*', (res) => {
+      res.cork(() =>
+        res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end('{"error":{"code":"not_found","message":"no such route"}}'),
+      );
+    });
+  }
+
+  private upgrade(res: UWS.HttpResponse, req: UWS.HttpRequest, context: UWS.us_socket_context_t): void {
+    const key = req.getHeader('sec-websocket-key');
+    const protocols = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    if (this.draining) {
+      res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'application/json')
+        .end('{"error":{"code":"unavailable","message":"gateway is shutting down"}}');
+      return;
+    }
+    let selected = '';
+    if (protocols) {
+      const offered = protocols.split(',').map((p) => p.trim());
+      if (!offered.includes(SUBPROTOCOL)) {
+        res.writeStatus('400 Bad Request').writeHeader('content-type', 'application/json')
+          .end(j({ error: { code: 'bad_request', message: `unsupported subprotocol; this server speaks ${SUBPROTOCOL}` } }));
+        return;
+      }
+      selected = SUBPROTOCOL;
+    }
+    // Credentials problems are reported after the upgrade, as close 4001 with a reason, so a
+    // browser (which sees no HTTP status of a failed upgrade) can tell them from network failures.
+    const data: UpgradeData = {};
+    const username = query.get('username');
+    if (username !== null && this.cfg.allowAnonymous) {
+      const name = username.trim();
+      if (USERNAME.test(name)) data.user = { id: name, name };
+      else data.authError = 'invalid username';
+    } else if (username !== null) {
+      data.authError = 'anonymous access is disabled';
+    } else {
+      data.authError = 'missing credentials';
+    }
+    res.upgrade(data, key, selected, extensions, context);
+  }
+
+  private open(ws: UWS.WebSocket<UpgradeData>): void {
+    const data = ws.getUserData();
+    if (!data.user) {
+      ws.end(CLOSE_CODES.UNAUTHORIZED.code, `unauthorized: ${data.authError ?? 'missing credentials'}`);
+      return;
+    }
+    const conn = new Conn(ws, randomId(12), data.user, randomId(16), this.nodeId);
+    connOf.set(ws, conn);
+    this.conns.add(conn);
+    this.watchUser(conn);
+    conn.send(
+      j({
+        type: 'welcome',
+        connectionId: conn.id,
+        node: this.nodeId,
+        sessionId: conn.sessionId,
+        user: conn.user,
+        resumed: false,
+        rooms: [],
+        unread: 0,
+        heartbeat: this.cfg.heartbeatMs,
+      }),
+    );
+  }
+
+  private message(ws: UWS.WebSocket<UpgradeData>, message: ArrayBuffer, isBinary: boolean): void {
+    const conn = connOf.get(ws);
+    if (!conn) return;
+    if (isBinary) {
+      ws.end(CLOSE_CODES.UNSUPPORTED_DATA.code, 'binary frames are not supported');
+      return;
+    }
+    // The ArrayBuffer is only valid during this callback: decode (copy) it now.
+    const text = decoder.decode(message);
+    const parsed = parseRequest(text);
+    if (!parsed.ok) {
+      conn.send(errorFrame(parsed.id, parsed.code, parsed.message));
+      return;
+    }
+    const req = parsed.request;
+    switch (req.type) {
+      case 'ping':
+        conn.send(req.id === undefined ? '{"type":"pong"}' : `{"type":"pong","id":${j(req.id)}}`);
+        return;
+      case 'join':
+        this.join(conn, req, text);
+        return;
+      case 'leave':
+        this.leave(conn, req, text);
+        return;
+      case 'publish':
+      case 'history':
+      case 'presence':
+        if (!conn.rooms.has(req.room)) {
+          conn.send(errorFrame(req.id, 'not_member', `join room "${req.room}" first`));
+          return;
+        }
+        if (req.type === 'publish' && this.tooLong(req.content)) {
+          conn.send(errorFrame(req.id, 'too_large', `content is longer than ${this.cfg.maxContentChars} characters`));
+          return;
+        }
+        this.forward(conn, req.id, text);
+        return;
+      case 'direct':
+        if (this.tooLong(req.content)) {
+          conn.send(errorFrame(req.id, 'too_large', `content is longer than ${this.cfg.maxContentChars} characters`));
+          return;
+        }
+        this.forward(conn, req.id, text);
+        return;
+    }
+  }
+
+  private tooLong(content: string): boolean {
+    return this.cfg.maxContentChars > 0 && content.length > this.cfg.maxContentChars;
+  }
+
+  /** Sends the frame to a worker and the worker's answer, if any, to the client. */
+  private forward(conn: Conn, id: string | number | undefined, text: string): void {
+    this.request(conn.header + text + '}').then(
+      (answer) => {
+        if (answer.length > 0) conn.sendLater(answer);
+      },
+      (err) => conn.sendLater(errorFrame(id, 'unavailable', unavailableMessage(err))),
+    );
+  }
+
+  private request(envelope: string): Promise<Uint8Array> {
+    return this.bus.request(subjects.requests, encoder.encode(envelope), this.cfg.requestTimeoutMs);
+  }
+
+  private join(conn: Conn, req: RequestOf<'join'>, text: string): void {
+    const { room } = req;
+    if (conn.joining.has(room)) {
+      conn.send(errorFrame(req.id, 'bad_request', `a join of "${room}" is already in progress`));
+      return;
+    }
+    // Subscribe before asking the worker: the bus then has our subscription before the worker
+    // reads the room's position, so nothing published after that position can pass us by.
+    let stream: RoomStream;
+    try {
+      stream = this.acquireStream(room);
+    } catch (err) {
+      conn.send(errorFrame(req.id, 'unavailable', unavailableMessage(err)));
+      return;
+    }
+    const rejoin = conn.rooms.has(room);
+    if (rejoin) {
+      conn.ws.unsubscribe(stream.topic);
+      stream.detach(conn);
+      conn.rooms.delete(room);
+      this.releaseStream(stream);
+    }
+    conn.joining.add(room);
+    this.request(conn.header + text + '}').then(
+      (answer) => {
+        conn.joining.delete(room);
+        const reply = answer.length ? (JSON.parse(decoder.decode(answer)) as { type: string; seq?: number; epoch?: string }) : undefined;
+        if (conn.closed || reply?.type !== 'reply') {
+          this.releaseStream(stream);
+          if (answer.length) conn.sendLater(answer);
+          return;
+        }
+        conn.rooms.add(room);
+        conn.ws.cork(() => {
+          if (req.id !== undefined) conn.send(answer);
+          stream.attach(conn, reply.seq ?? 0, reply.epoch ?? '');
+        });
+      },
+      (err) => {
+        conn.joining.delete(room);
+        this.releaseStream(stream);
+        conn.sendLater(errorFrame(req.id, 'unavailable', unavailableMessage(err)));
+      },
+    );
+  }
+
+  private leave(conn: Conn, req: RequestOf<'leave'>, text: string): void {
+    const stream = this.streams.get(req.room);
+    if (!conn.rooms.has(req.room) || !stream) {
+      conn.send(errorFrame(req.id, 'not_member', `not a member of "${req.room}"`));
+      return;
+    }
+    conn.rooms.delete(req.room);
+    conn.ws.unsubscribe(stream.topic);
+    stream.detach(conn);
+    this.releaseStream(stream);
+    this.forward(conn, req.id, text);
+  }
+
+  private onClose(ws: UWS.WebSocket<UpgradeData>): void {
+    const conn = connOf.get(ws);
+    if (!conn) return;
+    conn.closed = true;
+    this.conns.delete(conn);
+    const rooms = [...conn.rooms];
+    for (const room of rooms) {
+      const stream = this.streams.get(room);
+      if (stream) {
+        stream.detach(conn);
+        this.releaseStream(stream);
+      }
+    }
+    this.unwatchUser(conn);
+    if (rooms.length > 0) {
+      // Presence cleanup; if no worker answers, the store's expiry sweeps it later.
+      this.request(conn.header + j({ type: '$disconnect', rooms }) + '}').catch((err: unknown) => {
+        this.log.warn({ conn: conn.id, err: unavailableMessage(err) }, 'disconnect not recorded');
+      });
+    }
+  }
+
+  private acquireStream(room: string): RoomStream {
+    let stream = this.streams.get(room);
+    if (!stream) {
+      const created = new RoomStream(room, `r:${room}`, this.streamHost, defaultStreamOptions);
+      const sub = this.bus.subscribe(subjects.room(room), (data) => created.onEvent(data));
+      this.streams.set(room, created);
+      this.streamSubs.set(created, sub);
+      stream = created;
+    }
+    stream.refs++;
+    return stream;
+  }
+
+  /** Drops one reference; the last one unsubscribes the room from the bus. */
+  private releaseStream(stream: RoomStream): void {
+    if (--stream.refs > 0) return;
+    stream.close();
+    this.streamSubs.get(stream)?.unsubscribe();
+    this.streamSubs.delete(stream);
+    if (this.streams.get(stream.room) === stream) this.streams.delete(stream.room);
+  }
+
+  private watchUser(conn: Conn): void {
+    const id = conn.user.id;
+    const topic = `u:${id}`;
+    let entry = this.users.get(id);
+    if (!entry) {
+      const sub = this.bus.subscribe(subjects.user(id), (data) => {
+        this.app.publish(topic, data, false);
+      });
+      entry = { refs: 0, sub };
+      this.users.set(id, entry);
+    }
+    entry.refs++;
+    conn.ws.subscribe(topic);
+  }
+
+  private unwatchUser(conn: Conn): void {
+    const entry = this.users.get(conn.user.id);
+    if (!entry || --entry.refs > 0) return;
+    entry.sub.unsubscribe();
+    this.users.delete(conn.user.id);
+  }
+
+  /** History for a stream's gap, asked of a worker as the gateway itself. */
+  private async fetchAfter(room: string, after: number, limit: number): Promise<HistoryFrames | undefined> {
+    try {
+      const answer = await this.request(this.systemHeader + j({ type: 'history', room, after, limit }) + '}');
+      const reply = JSON.parse(decoder.decode(answer)) as { type: string; seq: number; epoch: string; messages: MessageEvent[] };
+      if (reply.type !== 'reply') return undefined;
+      return {
+        seq: reply.seq,
+        epoch: reply.epoch,
+        frames: reply.messages.map((m) => ({ seq: m.seq, frame: encoder.encode(j(m)) })),
+      };
+    } catch (err) {
+      this.log.warn({ room, err: unavailableMessage(err) }, 'gap fill failed; will retry');
+      return undefined;
+    }
+  }
+}
+
+const connOf = new WeakMap<UWS.WebSocket<UpgradeData>, Conn>();
+
+function unavailableMessage(err: unknown): string {
+  if (err instanceof BusError) {
+    if (err.kind === 'timeout') return 'no worker answered in time; retry';
+    if (err.kind === 'no_responders') return 'no worker is running; retry later';
+    if (err.kind === 'disconnected' || err.kind === 'closed') return 'message bus unavailable; retry later';
+    return 'the request failed in a worker; retry';
+  }
+  return 'backend unavailable; retry';
+}

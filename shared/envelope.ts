@@ -1,0 +1,64 @@
+/**
+ * What gateways and workers say to each other over the bus (clients never see this).
+ *
+ * Request (gateway → worker, on `subjects.requests`): the client's frame, validated by the gateway
+ * and embedded as it came, behind a per-connection header the gateway builds once at connect:
+ *   {"c":"<connectionId>","n":"<node>","u":{"id":..,"name":..},"f":<client frame as received>}
+ * so forwarding a frame costs one string concatenation, not a serialization.
+ * Internal requests use types starting with `$` (e.g. `$disconnect`), which clients cannot send
+ * because the gateway only forwards validated protocol types.
+ *
+ * Answer (worker → gateway): the exact frame to send to the client (a `reply` or an `error`), or
+ * zero bytes when there is nothing to send.
+ *
+ * Room event (worker → gateways, on `subjects.room(room)`):
+ *   "<seq> <epoch>\n<frame>"
+ * `seq` 0 marks events outside the room sequence (presence, typing). The gateway reads the header
+ * without parsing the frame and publishes the frame bytes as they are.
+ */
+import type { User } from './protocol/schemas.ts';
+
+export interface RequestEnvelope<F = Record<string, unknown>> {
+  c: string;
+  n: string;
+  u: User;
+  f: F;
+}
+
+export function envelopeHeader(connId: string, node: string, user: User): string {
+  return `{"c":${JSON.stringify(connId)},"n":${JSON.stringify(node)},"u":${JSON.stringify({ id: user.id, name: user.name })},"f":`;
+}
+
+const encoder = new TextEncoder();
+const NL = 10;
+const SPACE = 32;
+
+export function encodeRoomEvent(seq: number, epoch: string, frame: string): Uint8Array {
+  return encoder.encode(`${seq} ${epoch}\n${frame}`);
+}
+
+export interface RoomEventHeader {
+  seq: number;
+  epoch: string;
+  /** Offset of the frame in the payload. */
+  offset: number;
+}
+
+const latin1 = new TextDecoder('latin1');
+
+/** Reads the header of a room event; undefined when the payload is not one. */
+export function readRoomEventHeader(data: Uint8Array): RoomEventHeader | undefined {
+  let seq = 0;
+  let i = 0;
+  for (; i < data.length && i < 17; i++) {
+    const c = data[i]!;
+    if (c === SPACE) break;
+    if (c < 48 || c > 57) return undefined;
+    seq = seq * 10 + (c - 48);
+  }
+  if (i === 0 || data[i] !== SPACE) return undefined;
+  const start = i + 1;
+  const end = data.indexOf(NL, start);
+  if (end < 0 || end - start > 64) return undefined;
+  return { seq, epoch: latin1.decode(data.subarray(start, end)), offset: end + 1 };
+}
