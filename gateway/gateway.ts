@@ -152,7 +152,9 @@ export class Gateway {
       res.cork(() => res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(body));
     });
     app.ws<UpgradeData>('/ws', {
-      maxPayloadLength: cfg.maxFrameBytes || 16 * 1024 * 1024,
+      // uWS drops a connection over its own limit without a close frame (the client sees 1006),
+      // so its limit sits above ours and frames between the two get the documented 1009.
+      maxPayloadLength: cfg.maxFrameBytes ? Math.max(cfg.maxFrameBytes * 2, cfg.maxFrameBytes + 256 * 1024) : 16 * 1024 * 1024,
       idleTimeout: Math.min(960, Math.max(8, Math.ceil((cfg.heartbeatMs * 2) / 1000))),
       sendPingsAutomatically: true,
       maxBackpressure: 1024 * 1024,
@@ -236,6 +238,10 @@ export class Gateway {
     if (!conn) return;
     if (isBinary) {
       ws.end(CLOSE_CODES.UNSUPPORTED_DATA.code, 'binary frames are not supported');
+      return;
+    }
+    if (this.cfg.maxFrameBytes && message.byteLength > this.cfg.maxFrameBytes) {
+      ws.end(CLOSE_CODES.TOO_LARGE.code, `frame larger than ${this.cfg.maxFrameBytes} bytes`);
       return;
     }
     // The ArrayBuffer is only valid during this callback: decode (copy) it now.
