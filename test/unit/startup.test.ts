@@ -59,3 +59,12 @@ describe('config', () => {
     for (const name of Object.keys(CONFIG_SPEC)) expect(table).toContain(`\`${name}\``);
   });
 });
+
+describe('README', () => {
+  it('shows the configuration table made from the schema', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    expect(readme).toContain(configTable());
+    expect(readme).toContain('npm test');
+  });
+});
