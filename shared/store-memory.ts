@@ -4,6 +4,7 @@ import {
   defaultStoreOptions,
   type AppendEntry,
   type AppendResult,
+  type ExpiredSession,
   type HistoryPage,
   type HistoryQuery,
   type PresenceMember,
@@ -19,7 +20,11 @@ import {
  *   epoch, as when Redis keys expire;
  * - a dedupe record lives `dedupeTtlMs`;
  * - a room's presence disappears `historyTtlMs` after its last add (the Redis keys' TTL), a
- *   safety net for connections nobody removed.
+ *   safety net for connections nobody removed;
+ * - a session disappears `SESSION_TTL_MS` after it was last created, resumed, given a room, detached
+ *   or leased, or its gateway renewed it (`nodeAlive`, every `SESSION_TTL_MS / 2`): the same safety
+ *   net as the Redis keys' TTL, for sessions nobody sweeps;
+ * - a room's typing entries disappear `TYPING_SLACK_MS` after the latest expiry, swept or not.
  * Expiry is checked lazily on every access, so results are exact; an unref'd periodic sweep frees
  * what is never accessed again. Every method runs synchronously to completion inside its promise,
  * which is what makes each one atomic here.
@@ -34,6 +39,11 @@ export class MemoryStore implements Store {
    */
   private readonly dedupe = new Map<string, DedupeRecord>();
   private readonly presence = new Map<string, RoomPresence>();
+  private readonly sessions = new Map<string, Session>();
+  /** Sessions not attached, by id: deadline (detached) or lease end (expired). Redis: `{s}:detached`. */
+  private readonly due = new Map<string, number>();
+  private readonly nodes = new Map<string, GatewayNode>();
+  private readonly typing = new Map<string, RoomTyping>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
@@ -135,6 +145,161 @@ export class MemoryStore implements Store {
     return p ? membersOf(p) : [];
   }
 
+  async sessionCreate(sessionId: string, user: User, node: string, connId: string): Promise<void> {
+    this.open();
+    const now = Date.now();
+    if (this.sessions.has(sessionId)) this.dropSession(sessionId);
+    const s: Session = { user: { id: user.id, name: user.name }, node, conn: connId, state: 'attached', due: 0, rooms: new Set(), expiresAt: now + SESSION_TTL_MS };
+    this.sessions.set(sessionId, s);
+    this.attach(sessionId, node, now);
+  }
+
+  async sessionResume(sessionId: string, user: User, node: string, connId: string): Promise<string[] | undefined> {
+    this.open();
+    const now = Date.now();
+    const s = this.liveSession(sessionId, now);
+    if (!s || s.user.id !== user.id) return undefined;
+    // Once its deadline has passed a session is the sweeper's: it never comes back.
+    if (s.state === 'expired' || (s.state === 'detached' && s.due <= now)) return undefined;
+    if (s.state === 'attached') {
+      if (s.node !== node) this.nodes.get(s.node)?.sessions.delete(sessionId);
+    } else {
+      this.due.delete(sessionId);
+    }
+    Object.assign(s, { user: { id: user.id, name: user.name }, node, conn: connId, state: 'attached', due: 0 });
+    extend(s, now + SESSION_TTL_MS);
+    this.attach(sessionId, node, now);
+    return [...s.rooms].sort(byCodeUnit);
+  }
+
+  async sessionAddRoom(sessionId: string, room: string): Promise<void> {
+    this.open();
+    const now = Date.now();
+    const s = this.liveSession(sessionId, now);
+    if (!s) return;
+    s.rooms.add(room);
+    extend(s, now + SESSION_TTL_MS);
+  }
+
+  async sessionRemoveRoom(sessionId: string, room: string): Promise<void> {
+    this.open();
+    this.liveSession(sessionId, Date.now())?.rooms.delete(room);
+  }
+
+  async sessionDetach(sessionId: string, connId: string, graceMs: number): Promise<boolean> {
+    this.open();
+    const now = Date.now();
+    const s = this.liveSession(sessionId, now);
+    if (!s || s.state !== 'attached' || s.conn !== connId) return false;
+    this.nodes.get(s.node)?.sessions.delete(sessionId);
+    s.state = 'detached';
+    s.due = now + graceMs;
+    this.due.set(sessionId, s.due);
+    extend(s, now + graceMs + SESSION_TTL_MS);
+    return true;
+  }
+
+  async nodeAlive(node: string): Promise<void> {
+    this.open();
+    const now = Date.now();
+    const n = this.nodes.get(node);
+    if (!n) {
+      this.nodes.set(node, { lastAlive: now, sessions: new Set(), renewedAt: now });
+      return;
+    }
+    n.lastAlive = now;
+    if (now - n.renewedAt > SESSION_TTL_MS / 2) {
+      for (const sid of n.sessions) {
+        const s = this.sessions.get(sid);
+        if (s) extend(s, now + SESSION_TTL_MS);
+      }
+      n.renewedAt = now;
+    }
+  }
+
+  async sweepSessions(opts: { nodeTimeoutMs: number; graceMs: number; leaseMs: number; limit: number }): Promise<ExpiredSession[]> {
+    this.open();
+    const now = Date.now();
+    // 1. Dead gateways: their sessions are detached as of their last sign of life.
+    let budget = NODE_SWEEP_BATCH;
+    for (const [node, n] of this.nodes) {
+      if (budget <= 0) break;
+      if (n.lastAlive >= now - opts.nodeTimeoutMs) continue;
+      const deadline = n.lastAlive + opts.graceMs;
+      for (const sid of n.sessions) {
+        if (budget <= 0) break;
+        budget -= 1;
+        n.sessions.delete(sid);
+        const s = this.liveSession(sid, now);
+        if (s && s.state === 'attached' && s.node === node) {
+          s.state = 'detached';
+          s.due = deadline;
+          this.due.set(sid, deadline);
+          extend(s, now + opts.graceMs + SESSION_TTL_MS);
+        }
+      }
+      if (n.sessions.size === 0) this.nodes.delete(node);
+    }
+    // 2. Lease the sessions whose deadline (or earlier lease) has passed, earliest first.
+    const limit = Math.max(0, Math.floor(opts.limit));
+    const due = [...this.due].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]).slice(0, limit);
+    const out: ExpiredSession[] = [];
+    for (const [sid] of due) {
+      const s = this.liveSession(sid, now);
+      if (!s || s.state === 'attached') {
+        this.due.delete(sid);
+        continue;
+      }
+      s.state = 'expired';
+      s.due = now + opts.leaseMs;
+      this.due.set(sid, s.due);
+      extend(s, now + opts.leaseMs + SESSION_TTL_MS);
+      out.push({ sessionId: sid, user: { ...s.user }, rooms: [...s.rooms].sort(byCodeUnit) });
+    }
+    return out;
+  }
+
+  async sessionReaped(sessionId: string): Promise<void> {
+    this.open();
+    this.dropSession(sessionId);
+  }
+
+  async typingSet(room: string, user: User, typing: boolean, ttlMs: number): Promise<{ changed: boolean; users: User[] }> {
+    this.open();
+    const now = Date.now();
+    let t = this.liveTyping(room, now);
+    // Expired entries go first, and count as a change: whoever removes an entry reports it.
+    let changed = t ? dropExpired(t, now) : false;
+    if (typing) {
+      const ttl = Math.max(1, Math.floor(ttlMs));
+      if (!t) {
+        t = { users: new Map(), expiresAt: 0 };
+        this.typing.set(room, t);
+      }
+      if (!t.users.has(user.id)) changed = true;
+      t.users.set(user.id, { name: user.name, expiresAt: now + ttl });
+      t.expiresAt = Math.max(t.expiresAt, now + ttl + TYPING_SLACK_MS);
+    } else if (t?.users.delete(user.id)) {
+      changed = true;
+    }
+    if (t && t.users.size === 0) this.typing.delete(room);
+    return { changed, users: t ? typersOf(t) : [] };
+  }
+
+  async sweepTyping(limit: number): Promise<{ room: string; users: User[] }[]> {
+    this.open();
+    const now = Date.now();
+    const out: { room: string; users: User[] }[] = [];
+    for (const room of [...this.typing.keys()]) {
+      if (out.length >= limit) break;
+      const t = this.liveTyping(room, now);
+      if (!t || !dropExpired(t, now)) continue;
+      if (t.users.size === 0) this.typing.delete(room);
+      out.push({ room, users: typersOf(t) });
+    }
+    return out;
+  }
+
   async ping(): Promise<void> {
     this.open();
   }
@@ -145,6 +310,10 @@ export class MemoryStore implements Store {
     this.rooms.clear();
     this.dedupe.clear();
     this.presence.clear();
+    this.sessions.clear();
+    this.due.clear();
+    this.nodes.clear();
+    this.typing.clear();
   }
 
   /** Frees everything expired. Lazy checks already hide it; this bounds memory. */
@@ -152,6 +321,8 @@ export class MemoryStore implements Store {
     const now = Date.now();
     for (const [room, h] of this.rooms) if (h.expiresAt <= now) this.rooms.delete(room);
     for (const [room, p] of this.presence) if (p.expiresAt <= now) this.presence.delete(room);
+    for (const [sid, sess] of this.sessions) if (sess.expiresAt <= now) this.dropSession(sid);
+    for (const [room, t] of this.typing) if (t.expiresAt <= now) this.typing.delete(room);
     for (const [id, d] of this.dedupe) {
       if (d.expiresAt > now) break;
       this.dedupe.delete(id);
@@ -184,6 +355,45 @@ export class MemoryStore implements Store {
       return undefined;
     }
     return d;
+  }
+
+  private liveSession(sessionId: string, now: number): Session | undefined {
+    const s = this.sessions.get(sessionId);
+    if (s && s.expiresAt <= now) {
+      this.dropSession(sessionId);
+      return undefined;
+    }
+    return s;
+  }
+
+  /** Forgets a session everywhere (Redis: its keys, its `detached` entry, its node-set entry). */
+  private dropSession(sessionId: string): void {
+    const s = this.sessions.get(sessionId);
+    if (!s) return;
+    this.sessions.delete(sessionId);
+    this.due.delete(sessionId);
+    if (s.state === 'attached') this.nodes.get(s.node)?.sessions.delete(sessionId);
+  }
+
+  /** Lists an attached session under its node; a node first seen here counts as alive from now. */
+  private attach(sessionId: string, node: string, now: number): void {
+    let n = this.nodes.get(node);
+    if (!n) {
+      n = { lastAlive: now, sessions: new Set(), renewedAt: now };
+      this.nodes.set(node, n);
+    }
+    // Redis: an empty node set is gone, and a new one gets a full TTL.
+    if (n.sessions.size === 0) n.renewedAt = now;
+    n.sessions.add(sessionId);
+  }
+
+  private liveTyping(room: string, now: number): RoomTyping | undefined {
+    const t = this.typing.get(room);
+    if (t && t.expiresAt <= now) {
+      this.typing.delete(room);
+      return undefined;
+    }
+    return t;
   }
 
   private livePresence(room: string, now: number): RoomPresence | undefined {
@@ -219,6 +429,63 @@ interface RoomPresence {
   /** Connections per user in the room, and the user's latest name. */
   users: Map<string, { count: number; name: string }>;
   expiresAt: number;
+}
+
+interface Session {
+  user: User;
+  node: string;
+  conn: string;
+  /** attached to `conn` on `node`; detached until `due`; expired: leased to a sweeper until `due`. */
+  state: 'attached' | 'detached' | 'expired';
+  due: number;
+  rooms: Set<string>;
+  expiresAt: number;
+}
+
+interface GatewayNode {
+  lastAlive: number;
+  /** Sessions attached on this node. */
+  sessions: Set<string>;
+  /** When its sessions' expiry was last renewed (Redis: the node set's TTL). */
+  renewedAt: number;
+}
+
+interface RoomTyping {
+  users: Map<string, { name: string; expiresAt: number }>;
+  expiresAt: number;
+}
+
+/** A session's safety-net lifetime: see the class comment. */
+export const SESSION_TTL_MS = 24 * 3600_000;
+/** At most this many sessions of dead gateways are detached per `sweepSessions` call. */
+export const NODE_SWEEP_BATCH = 1000;
+/** Typing state lives this long past its latest expiry, so a sweep that is late still finds it. */
+export const TYPING_SLACK_MS = 10_000;
+
+/** Never shortens: an expiry only moves later. */
+function extend(s: Session, at: number): void {
+  if (s.expiresAt < at) s.expiresAt = at;
+}
+
+/** Removes expired typing entries; true when there were some. */
+function dropExpired(t: RoomTyping, now: number): boolean {
+  let dropped = false;
+  for (const [id, u] of t.users) {
+    if (u.expiresAt <= now) {
+      t.users.delete(id);
+      dropped = true;
+    }
+  }
+  return dropped;
+}
+
+function typersOf(t: RoomTyping): User[] {
+  return [...t.users].map(([id, u]) => ({ id, name: u.name })).sort((a, b) => byCodeUnit(a.id, b.id));
+}
+
+/** The order both stores return ids and rooms in: by UTF-16 code unit, not locale-dependent. */
+export function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function membersOf(p: RoomPresence): User[] {

@@ -3,11 +3,12 @@ import { Redis } from 'ioredis';
 import type { User } from './protocol/schemas.ts';
 import { RtError } from './errors.ts';
 import { randomId } from './ids.ts';
-import { checkedOptions } from './store-memory.ts';
+import { byCodeUnit, checkedOptions, NODE_SWEEP_BATCH, SESSION_TTL_MS, TYPING_SLACK_MS } from './store-memory.ts';
 import {
   defaultStoreOptions,
   type AppendEntry,
   type AppendResult,
+  type ExpiredSession,
   type HistoryPage,
   type HistoryQuery,
   type PresenceMember,
@@ -33,9 +34,38 @@ export interface RedisStoreOptions extends Partial<StoreOptions> {
  *   <p>{r:R}:pconn     hash   connId → JSON {user, node}     TTL historyTtlMs, refreshed by presence adds
  *   <p>{r:R}:pcount    hash   userId → connections           (same)
  *   <p>{r:R}:pname     hash   userId → name                  (same)
+ *   <p>{r:R}:typing    zset   userId → expiry ms             TTL latest expiry + TYPING_SLACK_MS
+ *   <p>{r:R}:tname     hash   userId → name                  (same)
  * The meta hash and the history expire together; if the meta is gone, the history is gone too as
  * far as readers can tell (a lone history left by eviction is deleted when the meta is recreated).
  * The presence TTL is a safety net against connections nobody removed, not the liveness mechanism.
+ *
+ * Keys of the typing sweep, one slot ({t}); members are room names as they are:
+ *   <p>{t}:due         zset   room → its earliest typing expiry, or earlier   TTL latest score + slack
+ *   <p>{t}:tlease      zset   room → end of a sweeper's lease on it           TTL lease + slack
+ * A typingSet that adds an entry notes the room in `due` before its room script (so a worker killed
+ * between the two leaves a note: an early note only costs a sweep that finds nothing) and again with
+ * the room's next expiry after it (a sweep that leased the room in between may have run before the
+ * entry existed; `typing_done` never removes a room from `due` for that reason). The sweep leases due
+ * rooms (`typing_due`), runs `typing_set` with no change on each (which reports a room only if it
+ * removed entries, so exactly one caller reports each expiry, even against a concurrent typingSet),
+ * then re-notes rooms still typing and releases the lease (`typing_done`). A sweeper that dies leaves
+ * its lease, which ends after TYPING_LEASE_MS; the rooms are then due again.
+ *
+ * Keys of sessions, one slot ({s}) so each session step is one script; scripts build the keys of
+ * sessions and nodes they find (same slot) from the base `<p>{s}:`:
+ *   <p>{s}:sess:<sid>   hash  uid, name, node, conn, state (attached|detached|expired), due
+ *   <p>{s}:rooms:<sid>  set   the session's rooms                   TTLs of both: ≥ SESSION_TTL_MS
+ *   <p>{s}:detached     zset  sid → deadline (detached) or lease end (expired)   TTL ≥ its members'
+ *   <p>{s}:nodes        zset  node → last sign of life ms           TTL SESSION_TTL_MS, renewed by nodeAlive
+ *   <p>{s}:node:<node>  set   sids attached on the node             TTL SESSION_TTL_MS
+ * Session TTLs are set by create and renewed (never shortened) by resume, room adds, detach
+ * (grace + TTL) and leases (lease + TTL). A session attached for days is kept by its gateway:
+ * `nodeAlive` renews the node set's TTL, and its members' with it, whenever it has fallen below
+ * half, so a member always outlives its node set. The rooms set is `rooms:<sid>`, not
+ * `sess:<sid>:rooms`, because session ids come from clients (`?session=`): the id "x:rooms" must
+ * not name session x's rooms set. All times are Redis's (`TIME` in the scripts), so the workers'
+ * clocks do not matter.
  *
  * Failure: while Redis is unreachable every call rejects with `RtError('unavailable')` within about
  * `commandTimeoutMs` (usually much sooner), never hangs, and the client reconnects by itself. A call
@@ -73,7 +103,7 @@ export class RedisStore implements Store {
     // Failures reach callers as rejected commands; without a listener ioredis prints every
     // connection error of the reconnect loop to the console.
     this.redis.on('error', () => {});
-    for (const name of ['append', 'history', 'presence_add', 'presence_remove'] as const) {
+    for (const name of SCRIPTS) {
       this.redis.defineCommand(`rt_${name}`, { lua: readFileSync(new URL(`./redis/${name}.lua`, import.meta.url), 'utf8') });
     }
     this.scripts = this.redis as unknown as Scripts;
@@ -127,6 +157,95 @@ export class RedisStore implements Store {
     return Object.entries(flat).map(([id, name]) => ({ id, name }));
   }
 
+  async sessionCreate(sessionId: string, user: User, node: string, connId: string): Promise<void> {
+    const k = this.sessionKeys(sessionId);
+    await this.call(
+      this.scripts.rt_session_create(5, k.sess, k.rooms, k.detached, k.nodes, k.node(node), sessionId, user.id, user.name, node, connId, SESSION_TTL_MS, k.base),
+    );
+  }
+
+  async sessionResume(sessionId: string, user: User, node: string, connId: string): Promise<string[] | undefined> {
+    const k = this.sessionKeys(sessionId);
+    const rooms = await this.call(
+      this.scripts.rt_session_resume(5, k.sess, k.rooms, k.detached, k.nodes, k.node(node), sessionId, user.id, user.name, node, connId, SESSION_TTL_MS, k.base),
+    );
+    return rooms ? rooms.sort(byCodeUnit) : undefined;
+  }
+
+  async sessionAddRoom(sessionId: string, room: string): Promise<void> {
+    const k = this.sessionKeys(sessionId);
+    await this.call(this.scripts.rt_session_room(2, k.sess, k.rooms, '1', room, SESSION_TTL_MS));
+  }
+
+  async sessionRemoveRoom(sessionId: string, room: string): Promise<void> {
+    const k = this.sessionKeys(sessionId);
+    await this.call(this.scripts.rt_session_room(2, k.sess, k.rooms, '0', room, SESSION_TTL_MS));
+  }
+
+  async sessionDetach(sessionId: string, connId: string, graceMs: number): Promise<boolean> {
+    const k = this.sessionKeys(sessionId);
+    const grace = Math.max(0, Math.floor(graceMs));
+    return (await this.call(this.scripts.rt_session_detach(3, k.sess, k.rooms, k.detached, sessionId, connId, grace, SESSION_TTL_MS, k.base))) === 1;
+  }
+
+  async nodeAlive(node: string): Promise<void> {
+    const k = this.sessionKeys('');
+    await this.call(this.scripts.rt_node_alive(2, k.nodes, k.node(node), node, SESSION_TTL_MS, k.base));
+  }
+
+  async sweepSessions(opts: { nodeTimeoutMs: number; graceMs: number; leaseMs: number; limit: number }): Promise<ExpiredSession[]> {
+    const k = this.sessionKeys('');
+    const ms = (n: number) => Math.max(0, Math.floor(n));
+    const res = await this.call(
+      this.scripts.rt_sweep_sessions(
+        2, k.nodes, k.detached,
+        ms(opts.nodeTimeoutMs), ms(opts.graceMs), ms(opts.leaseMs), ms(opts.limit), SESSION_TTL_MS, k.base, NODE_SWEEP_BATCH,
+      ),
+    );
+    return res.map(([sessionId, id, name, ...rooms]) => ({ sessionId, user: { id, name }, rooms: rooms.sort(byCodeUnit) }));
+  }
+
+  async sessionReaped(sessionId: string): Promise<void> {
+    const k = this.sessionKeys(sessionId);
+    await this.call(this.scripts.rt_session_reaped(3, k.sess, k.rooms, k.detached, sessionId, k.base));
+  }
+
+  async typingSet(room: string, user: User, typing: boolean, ttlMs: number): Promise<{ changed: boolean; users: User[] }> {
+    const k = this.keys(room);
+    const t = this.typingKeys();
+    const ttl = Math.max(1, Math.floor(ttlMs));
+    const set = () => this.scripts.rt_typing_set(2, k.typing, k.tname, typing ? '1' : '0', user.id, user.name, ttl, TYPING_SLACK_MS);
+    if (!typing) return typersOf(await this.call(set()));
+    // Noted before (so that a worker killed after the room script leaves a note) and after (see the
+    // class comment); both are sent at once, in this order, on the one connection.
+    const [, res] = await Promise.all([this.call(this.scripts.rt_typing_index(1, t.due, room, '', ttl, TYPING_SLACK_MS)), this.call(set())]);
+    const next = res[1];
+    if (next !== '') await this.call(this.scripts.rt_typing_index(1, t.due, room, next, 0, TYPING_SLACK_MS));
+    return typersOf(res);
+  }
+
+  async sweepTyping(limit: number): Promise<{ room: string; users: User[] }[]> {
+    const t = this.typingKeys();
+    const [leaseEnd, ...rooms] = await this.call(
+      this.scripts.rt_typing_due(2, t.due, t.lease, Math.max(0, Math.floor(limit)), TYPING_LEASE_MS, TYPING_SLACK_MS),
+    );
+    const results = await Promise.all(
+      rooms.map((room) => {
+        const k = this.keys(room);
+        return this.call(this.scripts.rt_typing_set(2, k.typing, k.tname, '', '', '', 0, TYPING_SLACK_MS));
+      }),
+    );
+    await Promise.all(
+      rooms.map((room, i) => this.call(this.scripts.rt_typing_done(2, t.due, t.lease, room, results[i]![1], leaseEnd, TYPING_SLACK_MS))),
+    );
+    const out: { room: string; users: User[] }[] = [];
+    for (const [i, room] of rooms.entries()) {
+      const res = typersOf(results[i]!);
+      if (res.changed) out.push({ room, users: res.users });
+    }
+    return out;
+  }
+
   async ping(): Promise<void> {
     await this.call(this.redis.ping());
   }
@@ -147,7 +266,32 @@ export class RedisStore implements Store {
 
   private keys(room: string) {
     const tag = `${this.prefix}{r:${escapeTag(room)}}`;
-    return { tag, meta: `${tag}:meta`, hist: `${tag}:hist`, pconn: `${tag}:pconn`, pcount: `${tag}:pcount`, pname: `${tag}:pname` };
+    return {
+      tag,
+      meta: `${tag}:meta`,
+      hist: `${tag}:hist`,
+      pconn: `${tag}:pconn`,
+      pcount: `${tag}:pcount`,
+      pname: `${tag}:pname`,
+      typing: `${tag}:typing`,
+      tname: `${tag}:tname`,
+    };
+  }
+
+  private sessionKeys(sessionId: string) {
+    const base = `${this.prefix}{s}:`;
+    return {
+      base,
+      sess: `${base}sess:${sessionId}`,
+      rooms: `${base}rooms:${sessionId}`,
+      detached: `${base}detached`,
+      nodes: `${base}nodes`,
+      node: (node: string) => `${base}node:${node}`,
+    };
+  }
+
+  private typingKeys() {
+    return { due: `${this.prefix}{t}:due`, lease: `${this.prefix}{t}:tlease` };
   }
 
   /** Maps a failure to reach Redis to `unavailable`; anything else is rethrown unchanged. */
@@ -161,11 +305,40 @@ export class RedisStore implements Store {
   }
 }
 
+const SCRIPTS = [
+  'append', 'history', 'presence_add', 'presence_remove',
+  'session_create', 'session_resume', 'session_room', 'session_detach', 'node_alive', 'sweep_sessions', 'session_reaped',
+  'typing_set', 'typing_index', 'typing_due', 'typing_done',
+] as const;
+
+/** How long a sweeper holds the rooms it is expiring; if it dies, their `typing` events are that late. */
+const TYPING_LEASE_MS = 3000;
+
+type Args = (string | number)[];
+
 interface Scripts {
-  rt_append(numKeys: number, ...args: (string | number)[]): Promise<[number, string, string, number]>;
-  rt_history(numKeys: number, ...args: (string | number)[]): Promise<(string | number)[]>;
-  rt_presence_add(numKeys: number, ...args: (string | number)[]): Promise<(string | number)[]>;
-  rt_presence_remove(numKeys: number, ...args: (string | number)[]): Promise<[string, number] | null>;
+  rt_append(numKeys: number, ...args: Args): Promise<[number, string, string, number]>;
+  rt_history(numKeys: number, ...args: Args): Promise<(string | number)[]>;
+  rt_presence_add(numKeys: number, ...args: Args): Promise<(string | number)[]>;
+  rt_presence_remove(numKeys: number, ...args: Args): Promise<[string, number] | null>;
+  rt_session_create(numKeys: number, ...args: Args): Promise<number>;
+  rt_session_resume(numKeys: number, ...args: Args): Promise<string[] | null>;
+  rt_session_room(numKeys: number, ...args: Args): Promise<number>;
+  rt_session_detach(numKeys: number, ...args: Args): Promise<number>;
+  rt_node_alive(numKeys: number, ...args: Args): Promise<number>;
+  rt_sweep_sessions(numKeys: number, ...args: Args): Promise<[string, string, string, ...string[]][]>;
+  rt_session_reaped(numKeys: number, ...args: Args): Promise<number>;
+  rt_typing_set(numKeys: number, ...args: Args): Promise<TypingReply>;
+  rt_typing_index(numKeys: number, ...args: Args): Promise<number>;
+  rt_typing_due(numKeys: number, ...args: Args): Promise<[string, ...string[]]>;
+  rt_typing_done(numKeys: number, ...args: Args): Promise<number>;
+}
+
+/** changed (0|1), next expiry ('' when nobody types), then userId, name pairs. */
+type TypingReply = [number, string, ...string[]];
+
+function typersOf([changed, , ...flat]: TypingReply): { changed: boolean; users: User[] } {
+  return { changed: changed === 1, users: usersOf(flat).sort((a, b) => byCodeUnit(a.id, b.id)) };
 }
 
 /** Replies that mean "this Redis cannot serve now", as opposed to a bug in a script or a call. */

@@ -4,25 +4,37 @@
  * fresh key prefix), so tests never see each other's data.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { randomId } from '../../shared/ids.ts';
 import type { User } from '../../shared/protocol/schemas.ts';
-import type { Store, StoreOptions } from '../../shared/store.ts';
+import type { ExpiredSession, Store, StoreOptions } from '../../shared/store.ts';
 import { MemoryStore } from '../../shared/store-memory.ts';
 import { RedisStore } from '../../shared/store-redis.ts';
 import { startRedis, type Service } from '../harness/servers.ts';
 
 interface Implementation {
   name: string;
-  /** Starts what the implementation needs; returns a factory of stores and a teardown. */
-  setup(): Promise<{ make(opts?: Partial<StoreOptions>): Store; teardown(): Promise<void> }>;
+  /**
+   * Starts what the implementation needs; returns a factory of stores, a factory of two stores on
+   * the same data (two processes on one Redis; one MemoryStore used twice, as the embedded mode's
+   * concurrent callers do) and a teardown.
+   */
+  setup(): Promise<{ make(opts?: Partial<StoreOptions>): Store; twin(opts?: Partial<StoreOptions>): [Store, Store]; teardown(): Promise<void> }>;
 }
 
 const implementations: Implementation[] = [
   {
     name: 'MemoryStore',
     async setup() {
-      return { make: (opts) => new MemoryStore(opts), teardown: async () => {} };
+      return {
+        make: (opts) => new MemoryStore(opts),
+        twin: (opts) => {
+          const s = new MemoryStore(opts);
+          return [s, s];
+        },
+        teardown: async () => {},
+      };
     },
   },
   {
@@ -31,6 +43,10 @@ const implementations: Implementation[] = [
       const redis = await startRedis();
       return {
         make: (opts) => new RedisStore(redis.url, { ...opts, keyPrefix: `t${randomId(6)}:` }),
+        twin: (opts) => {
+          const keyPrefix = `t${randomId(6)}:`;
+          return [new RedisStore(redis.url, { ...opts, keyPrefix }), new RedisStore(redis.url, { ...opts, keyPrefix })];
+        },
         teardown: () => redis.stop(),
       };
     },
@@ -61,6 +77,7 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
 function storeContract(impl: Implementation) {
   describe(impl.name, () => {
     let make: (opts?: Partial<StoreOptions>) => Store;
+    let makeTwin: (opts?: Partial<StoreOptions>) => [Store, Store];
     let teardown: () => Promise<void> = async () => {};
     const stores: Store[] = [];
     const store = (opts?: Partial<StoreOptions>) => {
@@ -68,13 +85,18 @@ function storeContract(impl: Implementation) {
       stores.push(s);
       return s;
     };
+    const twin = (opts?: Partial<StoreOptions>) => {
+      const pair = makeTwin(opts);
+      stores.push(...pair);
+      return pair;
+    };
     /** Appends `n` messages one after the other; message i (from 1) has tail `tail(i)`. */
     const fill = async (s: Store, r: string, n: number) => {
       for (let i = 1; i <= n; i++) await s.append(r, { head, tail: tail(i), ts: ts(i) });
     };
 
     beforeAll(async () => {
-      ({ make, teardown } = await impl.setup());
+      ({ make, twin: makeTwin, teardown } = await impl.setup());
     });
     afterAll(async () => {
       await Promise.all(stores.map((s) => s.close()));
@@ -390,6 +412,300 @@ function storeContract(impl: Implementation) {
       });
     });
 
+    describe('sessions', () => {
+      const alice = { id: 'u-alice', name: 'Alice' };
+      const bob = { id: 'u-bob', name: 'Bob' };
+      const sid = () => `s-${randomId(8)}`;
+      const node = () => `n-${randomId(4)}`;
+      /** Sweep options under which nothing in these tests is ever due by accident. */
+      const calm = { nodeTimeoutMs: 3600_000, graceMs: 3600_000, leaseMs: 3600_000, limit: 100 };
+      const ids = (xs: { sessionId: string }[]) => xs.map((x) => x.sessionId).sort();
+
+      /** Sweeps with every store until `want` sessions were handed out; fails on a second hand-out. */
+      async function sweepUntil(sweepers: Store[], opts: Parameters<Store['sweepSessions']>[0], want: number, between?: () => Promise<void>) {
+        const got = new Map<string, ExpiredSession>();
+        await until(`${want} sessions to be handed out`, async () => {
+          await between?.();
+          const rounds = await Promise.all(sweepers.map((s) => s.sweepSessions(opts)));
+          for (const round of rounds) {
+            expect(round.length).toBeLessThanOrEqual(opts.limit);
+            for (const x of round) {
+              expect(got.has(x.sessionId), `${x.sessionId} handed out twice`).toBe(false);
+              got.set(x.sessionId, x);
+            }
+          }
+          return got.size >= want ? got : undefined;
+        });
+        return got;
+      }
+
+      it('resume by the same user returns the rooms, on any node; rooms can be added and removed', async () => {
+        const s = store();
+        const id = sid();
+        const [n1, n2] = [node(), node()];
+        await s.sessionCreate(id, alice, n1, 'c1');
+        expect(await s.sessionResume(id, alice, n1, 'c2')).toEqual([]);
+        for (const r of ['r-b', 'r-a', 'r-c']) await s.sessionAddRoom(id, r);
+        await s.sessionAddRoom(id, 'r-a');
+        expect(await s.sessionResume(id, alice, n2, 'c3')).toEqual(['r-a', 'r-b', 'r-c']);
+        await s.sessionRemoveRoom(id, 'r-b');
+        await s.sessionRemoveRoom(id, 'r-unknown');
+        expect(await s.sessionResume(id, alice, n1, 'c4')).toEqual(['r-a', 'r-c']);
+        // The session follows its latest connection only.
+        expect(await s.sessionDetach(id, 'c3', 60_000)).toBe(false);
+        expect(await s.sessionDetach(id, 'c4', 60_000)).toBe(true);
+        // Detached, within its grace period: it comes back.
+        expect(await s.sessionResume(id, alice, n2, 'c5')).toEqual(['r-a', 'r-c']);
+        expect(await s.sweepSessions(calm)).toEqual([]);
+      });
+
+      it('resume refuses an unknown id and another user’s session, and changes nothing', async () => {
+        const s = store();
+        const id = sid();
+        await s.sessionCreate(id, alice, node(), 'c1');
+        await s.sessionAddRoom(id, 'r1');
+        expect(await s.sessionResume(sid(), alice, node(), 'c2')).toBeUndefined();
+        expect(await s.sessionResume(id, bob, node(), 'c2')).toBeUndefined();
+        // Still attached to c1 (bob's attempt did not take it over), rooms intact.
+        expect(await s.sessionDetach(id, 'c2', 60_000)).toBe(false);
+        expect(await s.sessionDetach(id, 'c1', 60_000)).toBe(true);
+        expect(await s.sessionResume(id, bob, node(), 'c3')).toBeUndefined();
+        expect(await s.sessionResume(id, alice, node(), 'c4')).toEqual(['r1']);
+        // Rooms of an unknown session are not recorded: it does not come into being.
+        const ghost = sid();
+        await s.sessionAddRoom(ghost, 'r1');
+        expect(await s.sessionResume(ghost, alice, node(), 'c5')).toBeUndefined();
+      });
+
+      it('create with an existing id replaces the session', async () => {
+        const s = store();
+        const id = sid();
+        await s.sessionCreate(id, alice, node(), 'c1');
+        await s.sessionAddRoom(id, 'r1');
+        await s.sessionCreate(id, bob, node(), 'c2');
+        expect(await s.sessionResume(id, alice, node(), 'c3')).toBeUndefined();
+        expect(await s.sessionResume(id, bob, node(), 'c3')).toEqual([]);
+      });
+
+      it('detach: only by the attached connection, and once', async () => {
+        const s = store();
+        const id = sid();
+        await s.sessionCreate(id, alice, node(), 'c1');
+        expect(await s.sessionDetach(id, 'c-other', 60_000)).toBe(false);
+        expect(await s.sessionDetach(sid(), 'c1', 60_000)).toBe(false);
+        expect(await s.sessionDetach(id, 'c1', 60_000)).toBe(true);
+        expect(await s.sessionDetach(id, 'c1', 60_000)).toBe(false);
+        // Before its deadline a detached session is nobody's to sweep.
+        expect(await s.sweepSessions({ ...calm, nodeTimeoutMs: 0 })).toEqual([]);
+      });
+
+      it('an expired session is handed out exactly once among concurrent sweepers, with its user and rooms', async () => {
+        const [a, b] = twin();
+        const sessions = range(1, 10).map((i) => ({ id: sid(), user: i % 2 ? alice : bob, rooms: [`r${i}`, `r${i + 1}`] }));
+        const n = node();
+        for (const [i, x] of sessions.entries()) {
+          const s = i % 2 ? a : b;
+          await s.sessionCreate(x.id, x.user, n, `c${i}`);
+          for (const r of x.rooms) await s.sessionAddRoom(x.id, r);
+        }
+        const kept = sid();
+        await a.sessionCreate(kept, alice, n, 'c-kept');
+        await a.sessionAddRoom(kept, 'r-kept');
+        await a.sessionDetach(kept, 'c-kept', 60_000);
+        for (const [i, x] of sessions.entries()) expect(await (i % 2 ? b : a).sessionDetach(x.id, `c${i}`, 300)).toBe(true);
+        const opts = { nodeTimeoutMs: 3600_000, graceMs: 60_000, leaseMs: 60_000, limit: 3 };
+        // Not before the deadline (300 ms is far more than these calls take).
+        expect(await a.sweepSessions(opts)).toEqual([]);
+
+        const got = await sweepUntil([a, b], opts, sessions.length);
+        expect([...got.keys()].sort()).toEqual(sessions.map((x) => x.id).sort());
+        for (const x of sessions) expect(got.get(x.id)).toEqual({ sessionId: x.id, user: x.user, rooms: [...x.rooms].sort() });
+        // Leased: not handed out again, and gone for good for its client.
+        expect([...(await a.sweepSessions(opts)), ...(await b.sweepSessions(opts))]).toEqual([]);
+        for (const x of sessions) expect(await b.sessionResume(x.id, x.user, n, 'c-late')).toBeUndefined();
+        // The session with a longer grace period is still there.
+        expect(await b.sessionResume(kept, alice, n, 'c-back')).toEqual(['r-kept']);
+      });
+
+      it('resume after the deadline is refused even before any sweep', async () => {
+        const s = store();
+        const id = sid();
+        await s.sessionCreate(id, alice, node(), 'c1');
+        await s.sessionAddRoom(id, 'r1');
+        await s.sessionDetach(id, 'c1', 100);
+        // Nothing to poll that would not resume or sweep it: wait out the grace period.
+        await sleep(250);
+        expect(await s.sessionResume(id, alice, node(), 'c2')).toBeUndefined();
+        // The refused resume changed nothing: the sweep gets it.
+        expect(await s.sweepSessions({ ...calm, leaseMs: 60_000 })).toEqual([{ sessionId: id, user: alice, rooms: ['r1'] }]);
+      });
+
+      it('a lease that runs out hands the session out again; a reaped session never again', async () => {
+        const s = store();
+        const [reaped, dropped] = [sid(), sid()];
+        for (const id of [reaped, dropped]) {
+          await s.sessionCreate(id, bob, node(), 'c');
+          await s.sessionAddRoom(id, 'r1');
+          expect(await s.sessionDetach(id, 'c', 0)).toBe(true);
+        }
+        const opts = { nodeTimeoutMs: 3600_000, graceMs: 60_000, leaseMs: 300, limit: 10 };
+        const first = await sweepUntil([s], opts, 2);
+        expect(ids([...first.values()])).toEqual([reaped, dropped].sort());
+        await s.sessionReaped(reaped);
+        await s.sessionReaped(reaped);
+        // The sweeper of `dropped` "died": after its lease, another sweep gets it, and only it.
+        const again = await sweepUntil([s], opts, 1);
+        expect([...again.values()]).toEqual([{ sessionId: dropped, user: bob, rooms: ['r1'] }]);
+        await s.sessionReaped(dropped);
+        expect(await s.sessionResume(dropped, bob, node(), 'c2')).toBeUndefined();
+        expect(await s.sessionResume(reaped, bob, node(), 'c2')).toBeUndefined();
+      });
+
+      it('sessions of a gateway that stopped calling nodeAlive are handed out; a live gateway’s are not touched', async () => {
+        const [a, b] = twin();
+        const [dead, live] = [node(), node()];
+        await a.nodeAlive(dead);
+        await a.nodeAlive(live);
+        const onDead = [sid(), sid(), sid()];
+        for (const [i, id] of onDead.entries()) {
+          await a.sessionCreate(id, alice, dead, `c${i}`);
+          await a.sessionAddRoom(id, `r${i}`);
+        }
+        const [onLive, moved] = [sid(), sid()];
+        await b.sessionCreate(onLive, bob, live, 'c-live');
+        await b.sessionAddRoom(onLive, 'r-live');
+        await b.sessionCreate(moved, bob, dead, 'c-moved');
+        expect(await b.sessionResume(moved, bob, live, 'c-moved2')).toEqual([]);
+
+        const opts = { nodeTimeoutMs: 300, graceMs: 100, leaseMs: 60_000, limit: 10 };
+        expect(await a.sweepSessions(opts)).toEqual([]);
+        const got = await sweepUntil([a, b], opts, onDead.length, () => b.nodeAlive(live));
+        expect([...got.keys()].sort()).toEqual([...onDead].sort());
+        for (const [i, id] of onDead.entries()) expect(got.get(id)).toEqual({ sessionId: id, user: alice, rooms: [`r${i}`] });
+        // Still attached: the live gateway's session and the one that moved to it.
+        expect(await a.sessionDetach(onLive, 'c-live', 60_000)).toBe(true);
+        expect(await a.sessionDetach(moved, 'c-moved2', 60_000)).toBe(true);
+      });
+
+      it('a dead gateway’s sessions expire as of its last sign of life, not as of the sweep', async () => {
+        const s = store();
+        const dead = node();
+        await s.nodeAlive(dead);
+        const id = sid();
+        await s.sessionCreate(id, alice, dead, 'c1');
+        // Silent for 300 ms (time has to pass: nothing to poll): last sign of life + 200 ms is past.
+        await sleep(300);
+        expect(await s.sweepSessions({ nodeTimeoutMs: 100, graceMs: 200, leaseMs: 60_000, limit: 10 })).toEqual([
+          { sessionId: id, user: alice, rooms: [] },
+        ]);
+      });
+
+      it('a session of a dead gateway can be resumed within the grace period', async () => {
+        const s = store();
+        const [dead, other] = [node(), node()];
+        await s.nodeAlive(dead);
+        const id = sid();
+        await s.sessionCreate(id, alice, dead, 'c1');
+        await s.sessionAddRoom(id, 'r1');
+        // Let the gateway be silent for longer than the timeout below (time has to pass: nothing to poll).
+        await sleep(100);
+        expect(await s.sweepSessions({ nodeTimeoutMs: 50, graceMs: 60_000, leaseMs: 60_000, limit: 10 })).toEqual([]);
+        // Detached by the sweep (its connection can no longer detach it)...
+        expect(await s.sessionDetach(id, 'c1', 60_000)).toBe(false);
+        // ...and its client comes back through another gateway.
+        expect(await s.sessionResume(id, alice, other, 'c2')).toEqual(['r1']);
+        expect(await s.sessionDetach(id, 'c2', 60_000)).toBe(true);
+      });
+    });
+
+    describe('typing', () => {
+      const alice = { id: 'u-alice', name: 'Alice' };
+      const bob = { id: 'u-bob', name: 'Bob' };
+      const carol = { id: 'u-0carol', name: 'Carol' };
+      const long = 60_000;
+
+      it('set, refresh and unset report whether the set changed; users are ordered by id', async () => {
+        const s = store();
+        const r = room();
+        expect(await s.typingSet(r, alice, false, long)).toEqual({ changed: false, users: [] });
+        expect(await s.typingSet(r, alice, true, long)).toEqual({ changed: true, users: [alice] });
+        expect(await s.typingSet(r, alice, true, long)).toEqual({ changed: false, users: [alice] });
+        expect(await s.typingSet(r, bob, true, long)).toEqual({ changed: true, users: [alice, bob] });
+        expect(await s.typingSet(r, carol, true, long)).toEqual({ changed: true, users: [carol, alice, bob] });
+        expect(await s.typingSet(r, alice, false, long)).toEqual({ changed: true, users: [carol, bob] });
+        expect(await s.typingSet(r, alice, false, long)).toEqual({ changed: false, users: [carol, bob] });
+        const bobby = { id: bob.id, name: 'Bobby' };
+        expect(await s.typingSet(r, bobby, true, long)).toEqual({ changed: false, users: [carol, bobby] });
+        // Rooms are apart.
+        expect(await s.typingSet(room(), alice, true, long)).toEqual({ changed: true, users: [alice] });
+        expect(await s.sweepTyping(100)).toEqual([]);
+      });
+
+      it('an expired entry is never in users, even before a sweep; the call that drops it reports it', async () => {
+        const s = store();
+        const r = room();
+        await s.typingSet(r, alice, true, 150);
+        await s.typingSet(r, bob, true, long);
+        const res = await until('alice’s entry to expire', async () => {
+          const x = await s.typingSet(r, bob, true, long);
+          if (x.users.some((u) => u.id === alice.id)) {
+            expect(x).toEqual({ changed: false, users: [alice, bob] });
+            return undefined;
+          }
+          return x;
+        });
+        expect(res).toEqual({ changed: true, users: [bob] });
+        // Reported once: the sweep has nothing left to say about this room.
+        expect(await s.sweepTyping(100)).toEqual([]);
+        expect(await s.typingSet(r, bob, true, long)).toEqual({ changed: false, users: [bob] });
+      });
+
+      it('sweepTyping reports each expiry once, with who is still typing, and later the rest', async () => {
+        const s = store();
+        const [mixed, quiet, busy] = [room(), room(), room()];
+        await s.typingSet(mixed, alice, true, 150);
+        await s.typingSet(mixed, bob, true, 1500);
+        await s.typingSet(quiet, carol, true, 150);
+        await s.typingSet(busy, carol, true, long);
+        const reports: { room: string; users: User[] }[] = [];
+        await until('three reports', async () => {
+          reports.push(...(await s.sweepTyping(100)));
+          return reports.length >= 3 ? true : undefined;
+        });
+        // Alice's expiry in `mixed` (Bob still typing) and Carol's in `quiet`, in either order, then Bob's.
+        expect(reports.slice(0, 2).sort((x, y) => x.users.length - y.users.length)).toEqual([
+          { room: quiet, users: [] },
+          { room: mixed, users: [bob] },
+        ]);
+        expect(reports[2]).toEqual({ room: mixed, users: [] });
+        expect(await s.sweepTyping(100)).toEqual([]);
+        expect(await s.typingSet(mixed, bob, true, long)).toEqual({ changed: true, users: [bob] });
+        expect(await s.typingSet(quiet, carol, false, long)).toEqual({ changed: false, users: [] });
+        expect(await s.typingSet(busy, carol, true, long)).toEqual({ changed: false, users: [carol] });
+      });
+
+      it('with concurrent sweepers each room’s expiry is reported by one of them, at most limit rooms per sweep', async () => {
+        const [a, b] = twin();
+        const rooms = range(1, 12).map(() => room());
+        for (const [i, r] of rooms.entries()) await (i % 2 ? a : b).typingSet(r, i % 3 ? alice : bob, true, 150);
+        const seen = new Map<string, User[]>();
+        await until('every room to be reported', async () => {
+          const rounds = await Promise.all([a.sweepTyping(5), b.sweepTyping(5), a.sweepTyping(5)]);
+          for (const round of rounds) {
+            expect(round.length).toBeLessThanOrEqual(5);
+            for (const x of round) {
+              expect(seen.has(x.room), `${x.room} reported twice`).toBe(false);
+              seen.set(x.room, x.users);
+            }
+          }
+          return seen.size >= rooms.length ? true : undefined;
+        });
+        expect([...seen.keys()].sort()).toEqual([...rooms].sort());
+        expect([...seen.values()].every((users) => users.length === 0)).toBe(true);
+        expect([...(await a.sweepTyping(100)), ...(await b.sweepTyping(100))]).toEqual([]);
+      });
+    });
+
     describe('lifecycle', () => {
       it('ping resolves; calls after close reject', async () => {
         const s = make();
@@ -405,6 +721,13 @@ function storeContract(impl: Implementation) {
 describe('Store contract', () => {
   for (const impl of implementations) storeContract(impl);
 });
+
+/** Runs the typing sweep's lease step alone, as a sweeper that dies right after it would. */
+async function leaseTypingRooms(raw: Redis, prefix: string): Promise<string[]> {
+  const lua = readFileSync(new URL('../../shared/redis/typing_due.lua', import.meta.url), 'utf8');
+  const [, ...rooms] = (await raw.eval(lua, 2, `${prefix}{t}:due`, `${prefix}{t}:tlease`, 100, 3000, 10_000)) as string[];
+  return rooms;
+}
 
 describe('RedisStore specifics', () => {
   let redis: Service;
@@ -428,9 +751,28 @@ describe('RedisStore specifics', () => {
       await s.history(empty, { limit: 1 });
       await s.append(r, { head, tail: tail(1), ts: ts(), dedupeKey: 'k' });
       await s.presenceAdd(r, { connId: 'c1', user: { id: 'u', name: 'U' }, node: 'n' });
+      // Sessions in every state: attached (n1), detached (s3), leased to a sweeper (s2).
+      const u = { id: 'u', name: 'U' };
+      await s.nodeAlive('n1');
+      await s.sessionCreate('s1', u, 'n1', 'c1');
+      await s.sessionAddRoom('s1', r);
+      await s.sessionCreate('s2', u, 'n1', 'c2');
+      await s.sessionAddRoom('s2', r);
+      await s.sessionDetach('s2', 'c2', 0);
+      await s.sessionCreate('s3', u, 'n2', 'c3');
+      await s.sessionDetach('s3', 'c3', 60_000);
+      expect((await s.sweepSessions({ nodeTimeoutMs: 60_000, graceMs: 60_000, leaseMs: 60_000, limit: 10 })).map((x) => x.sessionId)).toEqual(['s2']);
+      // Typing, and a typing sweeper that died holding a lease on a room.
+      await s.typingSet(r, u, true, 60_000);
+      const typed = room();
+      await s.typingSet(typed, u, true, 1);
+      await until('the typing sweep lease', () => leaseTypingRooms(raw, prefix).then((rooms) => (rooms.includes(typed) ? true : undefined)));
+
       const keys = await raw.keys(`${prefix}*`);
-      const expected = ['dd:k', 'hist', 'meta', 'pconn', 'pcount', 'pname'].map((k) => `${prefix}{r:${r}}:${k}`);
-      expect(keys.sort()).toEqual([...expected, `${prefix}{r:${empty}}:meta`].sort());
+      const expected = ['dd:k', 'hist', 'meta', 'pconn', 'pcount', 'pname', 'typing', 'tname'].map((k) => `${prefix}{r:${r}}:${k}`);
+      const sessionKeys = ['sess:s1', 'rooms:s1', 'sess:s2', 'rooms:s2', 'sess:s3', 'detached', 'nodes', 'node:n1'].map((k) => `${prefix}{s}:${k}`);
+      const typingKeys = [`${prefix}{t}:due`, `${prefix}{t}:tlease`, `${prefix}{r:${typed}}:typing`, `${prefix}{r:${typed}}:tname`];
+      expect(keys.sort()).toEqual([...expected, ...sessionKeys, ...typingKeys, `${prefix}{r:${empty}}:meta`].sort());
       for (const k of keys) expect(await raw.pttl(k), k).toBeGreaterThan(0);
     } finally {
       raw.disconnect();
@@ -446,6 +788,42 @@ describe('RedisStore specifics', () => {
     await s.append(plain, { head, tail: tail(2), ts: ts(), dedupeKey: 'x}:meta' });
     expect((await s.history(plain, { limit: 5 })).entries).toEqual([head + 1 + tail(2)]);
     expect((await s.history(`${plain}}:dd:x`, { limit: 5 })).entries).toEqual([head + 1 + tail(1)]);
+  });
+
+  it('a typing sweeper that dies holding rooms: they are swept again after its lease', async () => {
+    const prefix = `tl${randomId(6)}:`;
+    const s = new RedisStore(redis.url, { keyPrefix: prefix });
+    const raw = new Redis(redis.url);
+    clients.push(s);
+    try {
+      const r = room();
+      const u = { id: 'u', name: 'U' };
+      await s.typingSet(r, u, true, 50);
+      await s.typingSet(r, { id: 'v', name: 'V' }, true, 60_000);
+      // The dead sweeper: leased the room, never expired it.
+      await until('the room to be leased', () => leaseTypingRooms(raw, prefix).then((rooms) => (rooms.includes(r) ? true : undefined)));
+      expect(await s.sweepTyping(10)).toEqual([]);
+      const t0 = Date.now();
+      const swept = await until('the lease to run out', () => s.sweepTyping(10).then((x) => (x.length ? x : undefined)), 10_000);
+      expect(Date.now() - t0).toBeGreaterThan(1000);
+      expect(swept).toEqual([{ room: r, users: [{ id: 'v', name: 'V' }] }]);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
+  it('session ids are opaque: an id naming another session’s key is just another id', async () => {
+    const s = new RedisStore(redis.url, { keyPrefix: `sid${randomId(6)}:` });
+    clients.push(s);
+    const u = { id: 'u', name: 'U' };
+    await s.sessionCreate('x', u, 'n', 'c1');
+    await s.sessionAddRoom('x', 'r1');
+    for (const id of ['x:rooms', 'x}', '{x}', 'x:', '']) expect(await s.sessionResume(id, u, 'n', 'c2'), id).toBeUndefined();
+    await s.sessionCreate('x:rooms', u, 'n', 'c3');
+    await s.sessionCreate('{x}', u, 'n', 'c4');
+    expect(await s.sessionResume('x', u, 'n', 'c5')).toEqual(['r1']);
+    expect(await s.sessionResume('x:rooms', u, 'n', 'c6')).toEqual([]);
+    expect(await s.sessionResume('{x}', u, 'n', 'c7')).toEqual([]);
   });
 
   it('rejects with unavailable within a bounded time while Redis is down, then reconnects', async () => {
