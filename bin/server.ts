@@ -42,7 +42,7 @@ export async function startAllInOne(cfg: Config): Promise<Running> {
   const nodeId = cfg.nodeId ?? defaultNodeId();
   const bus = await openBus(cfg, `rt-${nodeId}`);
   const store = openStore(cfg);
-  const worker = new Worker(bus, store, log.child({ role: 'worker' }), { replayMax: cfg.replayMax });
+  const worker = new Worker(bus, store, log.child({ role: 'worker' }), { replayMax: cfg.replayMax, sessionGraceMs: cfg.sessionGraceMs });
   worker.start();
   const gateway = new Gateway({ bus, config: cfg, log: log.child({ role: 'gateway', node: nodeId }), nodeId });
   const port = await gateway.listen(cfg.host, cfg.port);
@@ -86,7 +86,7 @@ export async function startWorker(cfg: Config): Promise<Running> {
   const log = createLogger('rt-worker', cfg.logLevel);
   const bus = await openBus(cfg, 'rt-worker');
   const store = openStore(cfg);
-  const worker = new Worker(bus, store, log, { replayMax: cfg.replayMax });
+  const worker = new Worker(bus, store, log, { replayMax: cfg.replayMax, sessionGraceMs: cfg.sessionGraceMs });
   worker.start();
   await bus.flush();
   log.info({ worker: worker.id }, 'worker serving requests');

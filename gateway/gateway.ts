@@ -28,7 +28,14 @@ const USERNAME = /^[^\u0000-\u001f\u007f]{1,64}$/u;
 interface UpgradeData {
   user?: User;
   authError?: string;
+  /** `?session=` of the upgrade: the session to resume. */
+  session?: string;
 }
+
+/** Frames a connection may send before its session is open; they are handled once it is. */
+const MAX_EARLY_FRAMES = 32;
+/** How often the gateway tells the workers it is alive (their sweeps declare it dead after 6 s). */
+const ALIVE_INTERVAL_MS = 2_000;
 
 /** One client connection. Also the member a RoomStream attaches. */
 class Conn implements StreamMember {
@@ -36,15 +43,23 @@ class Conn implements StreamMember {
   readonly rooms = new Set<string>();
   /** Rooms with a join in flight, so a second join or a leave does not race it. */
   readonly joining = new Set<string>();
-  readonly header: string;
+  /** Rooms where this connection said `typing: true` last. */
+  readonly typing = new Set<string>();
+  /** Frames received before the session opened (undefined once it is open). */
+  early: string[] | undefined = [];
+  sessionId = '';
+  header: string;
   constructor(
     readonly ws: UWS.WebSocket<UpgradeData>,
     readonly id: string,
     readonly user: User,
-    readonly sessionId: string,
-    node: string,
+    readonly node: string,
   ) {
     this.header = envelopeHeader(id, node, user);
+  }
+  openSession(sessionId: string): void {
+    this.sessionId = sessionId;
+    this.header = envelopeHeader(this.id, this.node, this.user, sessionId);
   }
   subscribe(topic: string): void {
     if (!this.closed) this.ws.subscribe(topic);
@@ -77,6 +92,7 @@ export class Gateway {
   private readonly streamSubs = new Map<RoomStream, BusSubscription>();
   private readonly users = new Map<string, { refs: number; sub: BusSubscription }>();
   private draining = false;
+  private readonly aliveTimer: NodeJS.Timeout;
   private readonly bus: Bus;
   private readonly cfg: Config;
   private readonly log: Logger;
@@ -99,6 +115,14 @@ export class Gateway {
     };
     this.app = this.uws.App();
     this.routes();
+    const alive = () => {
+      this.request(this.systemHeader + '{"type":"$alive"}}').catch((err: unknown) => {
+        this.log.warn({ err: unavailableMessage(err) }, 'could not report liveness');
+      });
+    };
+    alive();
+    this.aliveTimer = setInterval(alive, ALIVE_INTERVAL_MS);
+    this.aliveTimer.unref();
   }
 
   get ready(): boolean {
@@ -126,6 +150,7 @@ export class Gateway {
    */
   async close(): Promise<void> {
     this.draining = true;
+    clearInterval(this.aliveTimer);
     if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
     for (const conn of [...this.conns]) {
@@ -195,6 +220,8 @@ export class Gateway {
     // Credentials problems are reported after the upgrade, as close 4001 with a reason, so a
     // browser (which sees no HTTP status of a failed upgrade) can tell them from network failures.
     const data: UpgradeData = {};
+    const session = query.get('session');
+    if (session && session.length <= 64) data.session = session;
     const username = query.get('username');
     if (username !== null && this.cfg.allowAnonymous) {
       const name = username.trim();
@@ -214,22 +241,53 @@ export class Gateway {
       ws.end(CLOSE_CODES.UNAUTHORIZED.code, `unauthorized: ${data.authError ?? 'missing credentials'}`);
       return;
     }
-    const conn = new Conn(ws, randomId(12), data.user, randomId(16), this.nodeId);
+    const conn = new Conn(ws, randomId(12), data.user, this.nodeId);
     connOf.set(ws, conn);
     this.conns.add(conn);
     this.watchUser(conn);
-    conn.send(
-      j({
-        type: 'welcome',
-        connectionId: conn.id,
-        node: this.nodeId,
-        sessionId: conn.sessionId,
-        user: conn.user,
-        resumed: false,
-        rooms: [],
-        unread: 0,
-        heartbeat: this.cfg.heartbeatMs,
-      }),
+    this.request(conn.header + j({ type: '$open', session: data.session }) + '}').then(
+      (answer) => {
+        if (conn.closed) return;
+        const opened = JSON.parse(decoder.decode(answer)) as {
+          type?: string;
+          sessionId: string;
+          resumed: boolean;
+          rooms: { room: string; seq: number; epoch: string }[];
+        };
+        if (opened.type === 'error') {
+          conn.ws.end(CLOSE_CODES.TRY_AGAIN_LATER.code, 'session store unavailable; retry');
+          return;
+        }
+        conn.openSession(opened.sessionId);
+        conn.ws.cork(() => {
+          conn.send(
+            j({
+              type: 'welcome',
+              connectionId: conn.id,
+              node: this.nodeId,
+              sessionId: opened.sessionId,
+              user: conn.user,
+              resumed: opened.resumed,
+              rooms: opened.rooms,
+              unread: 0,
+              heartbeat: this.cfg.heartbeatMs,
+            }),
+          );
+          // The session's rooms, at the positions the welcome announced; a message published
+          // between the worker reading them and these subscriptions is filled from history.
+          for (const { room, seq, epoch } of opened.rooms) {
+            const stream = this.acquireStream(room);
+            conn.rooms.add(room);
+            stream.attach(conn, seq, epoch);
+          }
+          const early = conn.early ?? [];
+          conn.early = undefined;
+          for (const text of early) this.handleText(conn, text);
+        });
+      },
+      (err) => {
+        if (!conn.closed) conn.ws.end(CLOSE_CODES.TRY_AGAIN_LATER.code, unavailableMessage(err).slice(0, 100));
+      },
     );
   }
 
@@ -246,6 +304,15 @@ export class Gateway {
     }
     // The ArrayBuffer is only valid during this callback: decode (copy) it now.
     const text = decoder.decode(message);
+    if (conn.early) {
+      if (conn.early.length >= MAX_EARLY_FRAMES) ws.end(CLOSE_CODES.POLICY_VIOLATION.code, 'too many frames before welcome');
+      else conn.early.push(text);
+      return;
+    }
+    this.handleText(conn, text);
+  }
+
+  private handleText(conn: Conn, text: string): void {
     const parsed = parseRequest(text);
     if (!parsed.ok) {
       conn.send(errorFrame(parsed.id, parsed.code, parsed.message));
@@ -263,15 +330,23 @@ export class Gateway {
         this.leave(conn, req, text);
         return;
       case 'publish':
+      case 'typing':
       case 'history':
       case 'presence':
         if (!conn.rooms.has(req.room)) {
           conn.send(errorFrame(req.id, 'not_member', `join room "${req.room}" first`));
           return;
         }
-        if (req.type === 'publish' && this.tooLong(req.content)) {
-          conn.send(errorFrame(req.id, 'too_large', `content is longer than ${this.cfg.maxContentChars} characters`));
-          return;
+        if (req.type === 'publish') {
+          if (this.tooLong(req.content)) {
+            conn.send(errorFrame(req.id, 'too_large', `content is longer than ${this.cfg.maxContentChars} characters`));
+            return;
+          }
+          // Publishing ends typing. Only connections that said they type pay the extra request.
+          if (conn.typing.size > 0 && conn.typing.delete(req.room)) this.stopTyping(conn, req.room);
+        } else if (req.type === 'typing') {
+          if (req.typing) conn.typing.add(req.room);
+          else conn.typing.delete(req.room);
         }
         this.forward(conn, req.id, text);
         return;
@@ -356,6 +431,7 @@ export class Gateway {
       return;
     }
     conn.rooms.delete(req.room);
+    conn.typing.delete(req.room);
     conn.ws.unsubscribe(stream.topic);
     stream.detach(conn);
     this.releaseStream(stream);
@@ -376,12 +452,19 @@ export class Gateway {
       }
     }
     this.unwatchUser(conn);
-    if (rooms.length > 0) {
-      // Presence cleanup; if no worker answers, the store's expiry sweeps it later.
-      this.request(conn.header + j({ type: '$disconnect', rooms }) + '}').catch((err: unknown) => {
-        this.log.warn({ conn: conn.id, err: unavailableMessage(err) }, 'disconnect not recorded');
+    if (conn.sessionId) {
+      // The session now waits out its grace period. If no worker hears of it, the session is
+      // detached anyway when this gateway stops reporting it is alive.
+      this.request(conn.header + j({ type: '$detach', typing: [...conn.typing] }) + '}').catch((err: unknown) => {
+        this.log.warn({ conn: conn.id, err: unavailableMessage(err) }, 'detach not recorded');
       });
     }
+  }
+
+  private stopTyping(conn: Conn, room: string): void {
+    this.request(conn.header + j({ type: 'typing', room, typing: false }) + '}').catch(() => {
+      // The entry expires by itself within seconds.
+    });
   }
 
   private acquireStream(room: string): RoomStream {

@@ -30,6 +30,7 @@ export const CONFIG_SPEC = {
   HISTORY_MAX: { kind: 'int', min: 1, default: '1000', description: 'Messages kept per room.' },
   HISTORY_TTL_MS: { kind: 'int', min: 1000, default: '86400000', description: 'How long a room\'s history lives after its last message.' },
   REPLAY_MAX: { kind: 'int', min: 1, default: '500', description: 'Most messages a `join` with `since` replays; more missing means `recovered: false`.' },
+  SESSION_GRACE_MS: { kind: 'int', min: 0, default: '30000', description: 'How long a session outlives its connection: reconnecting with `?session=` within it restores the rooms without presence leave/join.' },
   METRICS_PORT: { kind: 'int', min: 0, description: 'Worker only: port for `/metrics`, `/healthz` and `/readyz`. Unset: no HTTP listener.' },
 } as const satisfies Record<string, VarSpec>;
 
@@ -50,6 +51,7 @@ export interface Config {
   historyMax: number;
   historyTtlMs: number;
   replayMax: number;
+  sessionGraceMs: number;
   metricsPort?: number;
 }
 
@@ -123,6 +125,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
     historyMax: v('HISTORY_MAX') as number,
     historyTtlMs: v('HISTORY_TTL_MS') as number,
     replayMax: v('REPLAY_MAX') as number,
+    sessionGraceMs: v('SESSION_GRACE_MS') as number,
     metricsPort: v('METRICS_PORT') as number | undefined,
   };
   if (role !== 'embedded' && !cfg.natsUrl) throw new ConfigError(`NATS_URL is required for the ${role} (e.g. NATS_URL=nats://127.0.0.1:4222)`);

@@ -3,7 +3,7 @@
  *
  * Request (gateway → worker, on `subjects.requests`): the client's frame, validated by the gateway
  * and embedded as it came, behind a per-connection header the gateway builds once at connect:
- *   {"c":"<connectionId>","n":"<node>","u":{"id":..,"name":..},"f":<client frame as received>}
+ *   {"c":"<connectionId>","n":"<node>","s":"<sessionId>","u":{"id":..,"name":..},"f":<client frame as received>}
  * so forwarding a frame costs one string concatenation, not a serialization.
  * Internal requests use types starting with `$` (e.g. `$disconnect`), which clients cannot send
  * because the gateway only forwards validated protocol types.
@@ -21,12 +21,14 @@ import type { User } from './protocol/schemas.ts';
 export interface RequestEnvelope<F = Record<string, unknown>> {
   c: string;
   n: string;
+  /** Session id; empty before the session is open, and in the gateway's own requests. */
+  s: string;
   u: User;
   f: F;
 }
 
-export function envelopeHeader(connId: string, node: string, user: User): string {
-  return `{"c":${JSON.stringify(connId)},"n":${JSON.stringify(node)},"u":${JSON.stringify({ id: user.id, name: user.name })},"f":`;
+export function envelopeHeader(connId: string, node: string, user: User, sessionId = ''): string {
+  return `{"c":${JSON.stringify(connId)},"n":${JSON.stringify(node)},"s":${JSON.stringify(sessionId)},"u":${JSON.stringify({ id: user.id, name: user.name })},"f":`;
 }
 
 const encoder = new TextEncoder();

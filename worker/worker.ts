@@ -1,60 +1,99 @@
 /**
- * The worker: stateless request handling for rooms and direct messages. Any worker can serve any
- * request (NATS queue group); all state is in the Store, so a worker can die at any moment.
+ * The worker: stateless request handling for rooms, sessions, typing and direct messages. Any
+ * worker can serve any request (NATS queue group); all state is in the Store, so a worker can die
+ * at any moment.
  *
- * Failure behaviour: a worker killed mid-request leaves the gateway to time the request out and
- * answer `unavailable`; a publish that was stored before the crash is not stored again when the
- * client retries with the same `cid` (the store's dedupe key), and its live delivery, if lost, is
- * recovered by the gateways' gap filling from history.
+ * Failure behaviour:
+ * - A worker killed mid-request leaves the gateway to time the request out and answer
+ *   `unavailable`; a publish that was stored before the crash is not stored again when the client
+ *   retries with the same `cid` (the store's dedupe key), and its live delivery, if lost, is
+ *   recovered by the gateways' gap filling from history.
+ * - Every worker sweeps once a second: sessions whose grace ran out (their connection closed, or
+ *   their gateway stopped saying it is alive) leave their rooms, and typing entries expire. The
+ *   store hands each expired item to one sweeper, so leaves are sent once however many workers run.
  */
 import { subjects, type Bus, type BusSubscription } from '../shared/bus.ts';
 import { encodeRoomEvent, type RequestEnvelope } from '../shared/envelope.ts';
 import { RtError, errorFrame, toClientError } from '../shared/errors.ts';
+import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
 import { DEFAULT_HISTORY_LIMIT, type RequestOf, type User } from '../shared/protocol/schemas.ts';
 import type { Store } from '../shared/store.ts';
-import { randomId } from '../shared/ids.ts';
 
 export interface WorkerOptions {
   /** Most messages a `join` with `since` replays (default 500). */
   replayMax: number;
+  /** How long a session outlives its connection (default 30 s). */
+  sessionGraceMs: number;
+  /** A gateway silent this long is dead; its sessions' grace counts from its last sign of life. */
+  nodeTimeoutMs: number;
+  /** A typing entry lasts this long after the last `typing: true`. */
+  typingTtlMs: number;
+  /** How often this worker sweeps expired sessions and typing entries (0: never). */
+  sweepIntervalMs: number;
 }
+
+export const defaultWorkerOptions: WorkerOptions = {
+  replayMax: 500,
+  sessionGraceMs: 30_000,
+  nodeTimeoutMs: 6_000,
+  typingTtlMs: 5_000,
+  sweepIntervalMs: 1_000,
+};
 
 type Frame = { type: string; id?: string | number } & Record<string, unknown>;
 type Handler = (env: RequestEnvelope<Frame>) => Promise<string>;
+type OpenFrame = { type: '$open'; session?: string };
+type DetachFrame = { type: '$detach'; typing?: string[] };
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 const j = JSON.stringify;
+/** A swept session whose presence removal failed is handed out again after this long. */
+const SWEEP_LEASE_MS = 30_000;
 
 export class Worker {
-  private sub?: BusSubscription;
-  private readonly handlers: Record<string, Handler>;
   readonly id = randomId(6);
+  private sub?: BusSubscription;
+  private sweepTimer?: NodeJS.Timeout;
+  private sweeping = false;
+  private lastSweepError = 0;
+  private readonly handlers: Record<string, Handler>;
+  private readonly opts: WorkerOptions;
 
   constructor(
     private readonly bus: Bus,
     private readonly store: Store,
     private readonly log: Logger,
-    private readonly opts: WorkerOptions = { replayMax: 500 },
+    opts: Partial<WorkerOptions> = {},
   ) {
+    this.opts = { ...defaultWorkerOptions, ...opts };
     this.handlers = {
       join: (e) => this.join(e as RequestEnvelope<RequestOf<'join'>>),
       leave: (e) => this.leave(e as RequestEnvelope<RequestOf<'leave'>>),
       publish: (e) => this.publish(e as RequestEnvelope<RequestOf<'publish'>>),
+      typing: (e) => this.typing(e as RequestEnvelope<RequestOf<'typing'>>),
       history: (e) => this.history(e as RequestEnvelope<RequestOf<'history'>>),
       presence: (e) => this.presence(e as RequestEnvelope<RequestOf<'presence'>>),
       direct: (e) => this.direct(e as RequestEnvelope<RequestOf<'direct'>>),
-      $disconnect: (e) => this.disconnect(e as RequestEnvelope<{ type: '$disconnect'; rooms: string[] }>),
+      $open: (e) => this.open(e as RequestEnvelope<OpenFrame>),
+      $detach: (e) => this.detach(e as RequestEnvelope<DetachFrame>),
+      $alive: (e) => this.alive(e),
     };
   }
 
   start(): void {
     this.sub = this.bus.serve(subjects.requests, subjects.workersQueue, (data) => this.handle(data));
+    if (this.opts.sweepIntervalMs > 0) {
+      this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
   }
 
-  /** Stops taking requests; those in flight finish (the bus drain waits for them). */
+  /** Stops taking requests and sweeping; requests in flight finish (the bus drain waits for them). */
   stop(): void {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
     this.sub?.unsubscribe();
     this.sub = undefined;
   }
@@ -65,7 +104,7 @@ export class Worker {
       env = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as RequestEnvelope<Frame>;
     } catch {
       this.log.warn('malformed request envelope');
-      return encoder.encode(j({ type: 'error', code: 'bad_request', message: 'malformed request' }));
+      return encoder.encode(errorFrame(undefined, 'bad_request', 'malformed request'));
     }
     const frame = env.f;
     const handler = this.handlers[frame?.type];
@@ -74,19 +113,51 @@ export class Worker {
       const out = await handler(env);
       return out ? encoder.encode(out) : EMPTY;
     } catch (err) {
-      if (isBackendDown(err)) {
-        this.log.warn({ err: (err as Error).message, type: frame?.type }, 'storage unavailable');
-        return encoder.encode(errorFrame(frame?.id, 'unavailable', 'storage unavailable, retry'));
-      }
       const { code, message } = toClientError(err);
       if (code === 'internal') this.log.error({ err, type: frame?.type, conn: env.c }, 'request failed');
+      else if (code === 'unavailable') this.log.warn({ type: frame?.type, err: (err as Error).message }, 'storage unavailable');
       return encoder.encode(errorFrame(frame?.id, code, message));
     }
   }
 
-  private async join({ c, n, u, f }: RequestEnvelope<RequestOf<'join'>>): Promise<string> {
+  /** Opens the connection's session: resumes the one asked for if it is still there, else a new one. */
+  private async open({ c, n, u, f }: RequestEnvelope<OpenFrame>): Promise<string> {
+    if (f.session) {
+      const rooms = await this.store.sessionResume(f.session, u, n, c);
+      if (rooms) {
+        const positions = await Promise.all(
+          rooms.map(async (room) => {
+            const page = await this.store.history(room, { limit: 0 });
+            return { room, seq: page.seq, epoch: page.epoch };
+          }),
+        );
+        return j({ sessionId: f.session, resumed: true, rooms: positions });
+      }
+    }
+    const sessionId = randomId(16);
+    await this.store.sessionCreate(sessionId, u, n, c);
+    return j({ sessionId, resumed: false, rooms: [] });
+  }
+
+  /** The connection closed: its session waits out the grace period; its typing ends now. */
+  private async detach({ c, s, u, f }: RequestEnvelope<DetachFrame>): Promise<string> {
+    await Promise.all([
+      s ? this.store.sessionDetach(s, c, this.opts.sessionGraceMs) : undefined,
+      ...(f.typing ?? []).map((room) => this.setTyping(room, u, false)),
+    ]);
+    return '';
+  }
+
+  private async alive({ n }: RequestEnvelope<Frame>): Promise<string> {
+    await this.store.nodeAlive(n);
+    return '';
+  }
+
+  private async join({ s, n, u, f }: RequestEnvelope<RequestOf<'join'>>): Promise<string> {
     const limit = f.limit ?? DEFAULT_HISTORY_LIMIT;
-    const { firstForUser, members } = await this.store.presenceAdd(f.room, { connId: c, user: u, node: n });
+    // The session learns the room first, so that a sweep finds every presence entry it must remove.
+    await this.store.sessionAddRoom(s, f.room);
+    const { firstForUser, members } = await this.store.presenceAdd(f.room, { connId: s, user: u, node: n });
     if (firstForUser) this.publishPresence(f.room, 'join', u);
 
     let recovered: boolean | undefined;
@@ -107,10 +178,18 @@ export class Worker {
     );
   }
 
-  private async leave({ c, f }: RequestEnvelope<RequestOf<'leave'>>): Promise<string> {
-    const { user, lastForUser } = await this.store.presenceRemove(f.room, c);
-    if (user && lastForUser) this.publishPresence(f.room, 'leave', user);
+  private async leave({ s, f }: RequestEnvelope<RequestOf<'leave'>>): Promise<string> {
+    await this.leaveRoom(f.room, s);
+    await this.store.sessionRemoveRoom(s, f.room);
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)}}`;
+  }
+
+  private async leaveRoom(room: string, sessionId: string): Promise<void> {
+    const { user, lastForUser } = await this.store.presenceRemove(room, sessionId);
+    if (user && lastForUser) {
+      this.publishPresence(room, 'leave', user);
+      await this.setTyping(room, user, false);
+    }
   }
 
   private async publish({ u, f }: RequestEnvelope<RequestOf<'publish'>>): Promise<string> {
@@ -126,6 +205,16 @@ export class Worker {
     if (!res.duplicate) this.bus.publish(subjects.room(f.room), encodeRoomEvent(res.seq, res.epoch, head + res.seq + tail));
     if (f.id === undefined) return '';
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"seq":${res.seq},"ts":"${res.ts}"}`;
+  }
+
+  private async typing({ u, f }: RequestEnvelope<RequestOf<'typing'>>): Promise<string> {
+    await this.setTyping(f.room, u, f.typing);
+    return f.id === undefined ? '' : `{"type":"reply"${idPart(f.id)},"room":${j(f.room)}}`;
+  }
+
+  private async setTyping(room: string, user: User, typing: boolean): Promise<void> {
+    const { changed, users } = await this.store.typingSet(room, user, typing, this.opts.typingTtlMs);
+    if (changed) this.publishTyping(room, users);
   }
 
   private async history({ f }: RequestEnvelope<RequestOf<'history'>>): Promise<string> {
@@ -147,33 +236,44 @@ export class Worker {
     return `{"type":"reply"${idPart(f.id)},"ts":"${ts}"}`;
   }
 
-  /** A connection closed: it leaves every room it was in. */
-  private async disconnect({ c, f }: RequestEnvelope<{ type: '$disconnect'; rooms: string[] }>): Promise<string> {
-    await Promise.all(
-      f.rooms.map(async (room) => {
-        const { user, lastForUser } = await this.store.presenceRemove(room, c);
-        if (user && lastForUser) this.publishPresence(room, 'leave', user);
-      }),
-    );
-    return '';
+  /** One sweep: expired sessions leave their rooms, expired typing entries are announced. */
+  async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const expired = await this.store.sweepSessions({
+        nodeTimeoutMs: this.opts.nodeTimeoutMs,
+        graceMs: this.opts.sessionGraceMs,
+        leaseMs: SWEEP_LEASE_MS,
+        limit: 200,
+      });
+      await Promise.all(
+        expired.map(async (session) => {
+          await Promise.all(session.rooms.map((room) => this.leaveRoom(room, session.sessionId)));
+          await this.store.sessionReaped(session.sessionId);
+        }),
+      );
+      for (const { room, users } of await this.store.sweepTyping(200)) this.publishTyping(room, users);
+    } catch (err) {
+      // Once per 10 s at most: a store outage would otherwise log every second from every worker.
+      if (Date.now() - this.lastSweepError > 10_000) {
+        this.lastSweepError = Date.now();
+        this.log.warn({ err: (err as Error).message }, 'sweep failed; retrying');
+      }
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   private publishPresence(room: string, event: 'join' | 'leave', user: User): void {
     this.bus.publish(subjects.room(room), encodeRoomEvent(0, '-', `{"type":"presence","room":${j(room)},"event":"${event}","user":${j(user)}}`));
   }
+
+  private publishTyping(room: string, users: User[]): void {
+    this.bus.publish(subjects.room(room), encodeRoomEvent(0, '-', `{"type":"typing","room":${j(room)},"users":${j(users)}}`));
+  }
 }
 
 function idPart(id: string | number | undefined): string {
   return id === undefined ? '' : `,"id":${j(id)}`;
-}
-
-/** Errors from a storage backend that is down or unreachable, as opposed to bugs. */
-function isBackendDown(err: unknown): boolean {
-  const e = err as { name?: string; code?: string; message?: string };
-  return (
-    e?.name === 'MaxRetriesPerRequestError' ||
-    e?.code === 'ECONNREFUSED' ||
-    e?.code === 'ECONNRESET' ||
-    /Connection is closed|Stream isn't writeable|enableOfflineQueue|ETIMEDOUT|Command timed out/i.test(e?.message ?? '')
-  );
 }
