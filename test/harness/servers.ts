@@ -8,137 +8,10 @@
  * 3. `nats-server` / `redis-server` from PATH;
  * 4. otherwise the test fails with a message naming the Debian packages to install.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { externalService, freePort, startLocalNats, startLocalRedis, waitForPort, type Service } from '../../bin/processes.ts';
 
-export interface Service {
-  url: string;
-  host: string;
-  port: number;
-  /** PID of the server process when this harness started it locally. */
-  pid?: number;
-  /** Sends a signal to the server process (local binaries only). */
-  signal(sig: NodeJS.Signals): void;
-  /** Stops the server (SIGTERM, then SIGKILL after 5 s) and waits for it to exit. */
-  stop(): Promise<void>;
-  /** Starts it again on the same port after a stop or a kill (local binaries only). */
-  restart(): Promise<void>;
-}
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves once `host:port` accepts TCP connections; rejects after `timeoutMs`. */
-export async function waitForPort(host: string, port: number, timeoutMs = 10_000, proc?: ChildProcess): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (proc && proc.exitCode !== null) throw new Error(`process exited with ${proc.exitCode} before listening on ${port}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host, port });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listening on ${host}:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function onPath(bin: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const children = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-function exited(proc: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-    proc.once('exit', () => resolve());
-  });
-}
-
-/** A local server process on a fixed port that can be stopped, killed and started again. */
-function localService(scheme: string, bin: string, argsFor: (port: number) => string[], port: number): Service & { start(): Promise<void> } {
-  let proc: ChildProcess | undefined;
-  const host = '127.0.0.1';
-  let stderr = '';
-  const svc = {
-    url: `${scheme}://${host}:${port}`,
-    host,
-    port,
-    pid: undefined as number | undefined,
-    async start() {
-      stderr = '';
-      const p = spawn(bin, argsFor(port), { stdio: ['ignore', 'ignore', 'pipe'] });
-      p.stderr?.on('data', (d: Buffer) => {
-        if (stderr.length < 4000) stderr += d.toString();
-      });
-      children.add(p);
-      p.once('exit', () => children.delete(p));
-      proc = p;
-      svc.pid = p.pid;
-      try {
-        await waitForPort(host, port, 10_000, p);
-      } catch (err) {
-        p.kill('SIGKILL');
-        throw new Error(`${bin} did not start on port ${port}: ${(err as Error).message}\n${stderr}`);
-      }
-    },
-    signal(sig: NodeJS.Signals) {
-      proc?.kill(sig);
-    },
-    async stop() {
-      const p = proc;
-      if (!p || p.exitCode !== null || p.signalCode !== null) return;
-      p.kill('SIGTERM');
-      const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
-      await exited(p);
-      clearTimeout(timer);
-    },
-    async restart() {
-      await svc.stop();
-      await svc.start();
-    },
-  };
-  return svc;
-}
-
-async function startLocal(scheme: string, bin: string, argsFor: (port: number) => string[]): Promise<Service> {
-  // A port found free can be taken before the server binds it: try a few.
-  let last: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const svc = localService(scheme, bin, argsFor, await freePort());
-    try {
-      await svc.start();
-      return svc;
-    } catch (err) {
-      last = err;
-    }
-  }
-  throw last;
-}
+export { freePort, waitForPort, type Service };
 
 async function dockerAvailable(): Promise<boolean> {
   if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) return false;
@@ -174,22 +47,6 @@ async function startContainer(image: string, port: number, scheme: string, cmd: 
   };
 }
 
-function external(url: string): Service {
-  const u = new URL(url.split(',')[0]!);
-  return {
-    url,
-    host: u.hostname,
-    port: Number(u.port),
-    signal() {
-      throw new Error(`cannot signal the external server ${url}`);
-    },
-    async stop() {},
-    async restart() {
-      throw new Error(`cannot restart the external server ${url}`);
-    },
-  };
-}
-
 export interface RedisOptions {
   /** Extra redis-server arguments, e.g. ['--appendonly', 'yes', '--dir', dir]. */
   args?: string[];
@@ -198,12 +55,9 @@ export interface RedisOptions {
 }
 
 export async function startRedis(opts: RedisOptions = {}): Promise<Service> {
-  if (process.env.REDIS_URL && !opts.local) return external(process.env.REDIS_URL);
+  if (process.env.REDIS_URL && !opts.local) return externalService(process.env.REDIS_URL);
   if (!opts.local && (await dockerAvailable())) return startContainer('redis:7-alpine', 6379, 'redis');
-  if (!onPath('redis-server')) throw new Error('redis-server not found: install it (Debian: apt-get install redis-server) or set REDIS_URL');
-  return startLocal('redis', 'redis-server', (port) => [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...(opts.args ?? []),
-  ]);
+  return startLocalRedis({ args: opts.args ?? [] });
 }
 
 export interface NatsOptions {
@@ -212,8 +66,7 @@ export interface NatsOptions {
 }
 
 export async function startNats(opts: NatsOptions = {}): Promise<Service> {
-  if (process.env.NATS_URL && !opts.local) return external(process.env.NATS_URL);
+  if (process.env.NATS_URL && !opts.local) return externalService(process.env.NATS_URL);
   if (!opts.local && (await dockerAvailable())) return startContainer('nats:2-alpine', 4222, 'nats');
-  if (!onPath('nats-server')) throw new Error('nats-server not found: install it (Debian: apt-get install nats-server) or set NATS_URL');
-  return startLocal('nats', 'nats-server', (port) => ['-a', '127.0.0.1', '-p', String(port)]);
+  return startLocalNats();
 }
