@@ -12,6 +12,7 @@ import { MemoryStore } from '../shared/store-memory.ts';
 import { RedisStore } from '../shared/store-redis.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { Worker } from '../worker/worker.ts';
+import { startWorkerHttp, type WorkerHttp } from '../worker/http.ts';
 import { defaultNodeId } from './run.ts';
 
 export interface Running {
@@ -89,20 +90,24 @@ export async function startWorker(cfg: Config): Promise<Running> {
   const worker = new Worker(bus, store, log, { replayMax: cfg.replayMax, sessionGraceMs: cfg.sessionGraceMs });
   worker.start();
   await bus.flush();
-  log.info({ worker: worker.id }, 'worker serving requests');
+  let http: WorkerHttp | undefined;
+  if (cfg.metricsPort !== undefined) http = await startWorkerHttp(cfg.host, cfg.metricsPort, bus, store);
+  log.info({ worker: worker.id, metricsPort: http?.port }, 'worker serving requests');
   return {
-    port: 0,
+    port: http?.port ?? 0,
     worker,
     bus,
     store,
     log,
     async stop() {
+      http?.drain();
       worker.stop();
       // Drain lets requests in flight finish and answer before the connection closes.
       await bus.drain().catch((err: unknown) => {
         if (!(err instanceof BusError)) throw err;
       });
       await store.close();
+      await http?.close();
     },
   };
 }

@@ -17,6 +17,9 @@ import { CLOSE_CODES } from '../shared/protocol/codes.ts';
 import type { MessageEvent, RequestOf, User } from '../shared/protocol/schemas.ts';
 import { parseRequest } from '../shared/protocol/validate.ts';
 import { loadNativeUws } from '../shared/uws.ts';
+import { AuthError, Authenticator, mayJoin, tokenFrom, type Identity } from './auth.ts';
+import { Exchange } from './http.ts';
+import { AddressLimiter, ConnectionLimiter, TrustedProxies } from './limits.ts';
 import { RoomStream, defaultStreamOptions, type HistoryFrames, type StreamHost, type StreamMember } from './room-stream.ts';
 
 const encoder = new TextEncoder();
@@ -26,11 +29,22 @@ const SUBPROTOCOL = 'rt.v1';
 const USERNAME = /^[^\u0000-\u001f\u007f]{1,64}$/u;
 
 interface UpgradeData {
-  user?: User;
+  identity?: Identity;
+  /** Why the credentials were refused; the socket is closed with 4001 and this reason. */
   authError?: string;
   /** `?session=` of the upgrade: the session to resume. */
   session?: string;
 }
+
+/** What a ticket remembers between `POST /api/tickets` and the upgrade that uses it. */
+interface TicketData {
+  identity: Identity;
+  address: string;
+}
+
+/** Longest a connection is left open past its token's expiry without a `refresh` (setTimeout's limit). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const RATE_LIMITED = errorFrame(undefined, 'rate_limited', 'too many requests; slow down');
 
 /** Frames a connection may send before its session is open; they are handled once it is. */
 const MAX_EARLY_FRAMES = 32;
@@ -49,13 +63,18 @@ class Conn implements StreamMember {
   early: string[] | undefined = [];
   sessionId = '';
   header: string;
+  readonly user: User;
+  /** Closes the connection with 4001 when its credentials expire without a refresh. */
+  expiryTimer: NodeJS.Timeout | undefined;
   constructor(
     readonly ws: UWS.WebSocket<UpgradeData>,
     readonly id: string,
-    readonly user: User,
+    public identity: Identity,
     readonly node: string,
+    readonly limiter: ConnectionLimiter | undefined,
   ) {
-    this.header = envelopeHeader(id, node, user);
+    this.user = identity.user;
+    this.header = envelopeHeader(id, node, this.user);
   }
   openSession(sessionId: string): void {
     this.sessionId = sessionId;
@@ -98,6 +117,10 @@ export class Gateway {
   private readonly log: Logger;
   private readonly systemHeader: string;
   private readonly streamHost: StreamHost;
+  private readonly auth: Authenticator;
+  private readonly proxies: TrustedProxies;
+  private readonly addressLimiter: AddressLimiter | undefined;
+  private readonly allowedOrigins: Set<string> | undefined;
   /** Counters read by tests and, later, metrics. */
   readonly stats = { dropped: 0, backpressured: 0 };
 
@@ -106,6 +129,10 @@ export class Gateway {
     this.cfg = opts.config;
     this.log = opts.log;
     this.nodeId = opts.nodeId;
+    this.auth = Authenticator.fromConfig(this.cfg);
+    this.proxies = new TrustedProxies(this.cfg.trustedProxies);
+    this.addressLimiter = this.cfg.connectRatePerIp > 0 ? new AddressLimiter(this.cfg.connectRatePerIp) : undefined;
+    this.allowedOrigins = this.cfg.allowedOrigins?.length ? new Set(this.cfg.allowedOrigins.map((o) => o.toLowerCase())) : undefined;
     this.systemHeader = envelopeHeader(`$gw:${this.nodeId}`, this.nodeId, { id: '$gateway', name: this.nodeId });
     this.streamHost = {
       publish: (topic, frame) => {
@@ -151,6 +178,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.draining = true;
     clearInterval(this.aliveTimer);
+    this.addressLimiter?.close();
     if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
     for (const conn of [...this.conns]) {
@@ -190,6 +218,7 @@ export class Gateway {
       drain: () => {},
       close: (ws) => this.onClose(ws),
     });
+    app.post('/api/tickets', (res, req) => this.createTicket(res, req));
     app.any('/*', (res) => {
       res.cork(() =>
         res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end('{"error":{"code":"not_found","message":"no such route"}}'),
@@ -198,53 +227,130 @@ export class Gateway {
   }
 
   private upgrade(res: UWS.HttpResponse, req: UWS.HttpRequest, context: UWS.us_socket_context_t): void {
+    // Everything needed from the request is copied now: `req` is invalid after this callback.
     const key = req.getHeader('sec-websocket-key');
     const protocols = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
+    const origin = req.getHeader('origin');
+    const authorization = req.getHeader('authorization');
+    const cookie = req.getHeader('cookie');
     const query = new URLSearchParams(req.getQuery() ?? '');
-    if (this.draining) {
-      res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'application/json')
-        .end('{"error":{"code":"unavailable","message":"gateway is shutting down"}}');
-      return;
+    const address = this.proxies.clientAddress(
+      decoder.decode(res.getRemoteAddressAsText()),
+      req.getHeader('x-forwarded-for'),
+      req.getHeader('x-real-ip'),
+    );
+    const refuse = (status: string, code: string, message: string): void => {
+      res.cork(() => res.writeStatus(status).writeHeader('content-type', 'application/json').end(j({ error: { code, message } })));
+    };
+
+    if (this.draining) return refuse('503 Service Unavailable', 'unavailable', 'gateway is shutting down');
+    if (this.cfg.maxConnections > 0 && this.conns.size >= this.cfg.maxConnections) {
+      return refuse('503 Service Unavailable', 'unavailable', 'gateway at capacity; retry with backoff');
+    }
+    if (origin && this.allowedOrigins && !this.allowedOrigins.has(origin.toLowerCase())) {
+      return refuse('403 Forbidden', 'forbidden', 'origin not allowed');
+    }
+    if (this.addressLimiter && !this.addressLimiter.allow(address)) {
+      return refuse('429 Too Many Requests', 'rate_limited', 'too many connection attempts from this address');
     }
     let selected = '';
     if (protocols) {
       const offered = protocols.split(',').map((p) => p.trim());
-      if (!offered.includes(SUBPROTOCOL)) {
-        res.writeStatus('400 Bad Request').writeHeader('content-type', 'application/json')
-          .end(j({ error: { code: 'bad_request', message: `unsupported subprotocol; this server speaks ${SUBPROTOCOL}` } }));
-        return;
-      }
+      if (!offered.includes(SUBPROTOCOL)) return refuse('400 Bad Request', 'bad_request', `unsupported subprotocol; this server speaks ${SUBPROTOCOL}`);
       selected = SUBPROTOCOL;
     }
-    // Credentials problems are reported after the upgrade, as close 4001 with a reason, so a
-    // browser (which sees no HTTP status of a failed upgrade) can tell them from network failures.
     const data: UpgradeData = {};
     const session = query.get('session');
     if (session && session.length <= 64) data.session = session;
+
+    // Credentials problems are reported after the upgrade, as close 4001 with a reason, so a
+    // browser (which sees no HTTP status of a failed upgrade) can tell them from network failures.
+    const ticket = query.get('ticket');
+    const token = ticket ? undefined : tokenFrom(query, authorization, cookie, this.cfg.jwtCookie);
     const username = query.get('username');
-    if (username !== null && this.cfg.allowAnonymous) {
-      const name = username.trim();
-      if (USERNAME.test(name)) data.user = { id: name, name };
-      else data.authError = 'invalid username';
-    } else if (username !== null) {
-      data.authError = 'anonymous access is disabled';
-    } else {
-      data.authError = 'missing credentials';
+    if (!ticket && !token) {
+      if (username !== null && this.cfg.allowAnonymous) {
+        const name = username.trim();
+        if (USERNAME.test(name)) data.identity = { user: { id: name, name }, rooms: [] };
+        else data.authError = 'invalid username';
+      } else {
+        data.authError = username !== null ? 'anonymous access is disabled' : 'missing credentials';
+      }
+      res.upgrade(data, key, selected, extensions, context);
+      return;
     }
-    res.upgrade(data, key, selected, extensions, context);
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const identify = ticket ? this.redeemTicket(ticket, address) : this.auth.verify(token!);
+    identify.then(
+      (identity) => {
+        data.identity = identity;
+      },
+      (err: unknown) => {
+        data.authError = err instanceof AuthError ? err.reason : 'credentials could not be checked; retry';
+      },
+    ).finally(() => {
+      if (aborted) return;
+      res.cork(() => res.upgrade(data, key, selected, extensions, context));
+    });
+  }
+
+  /** Takes a ticket (once, atomically, in the store) and checks it is used from its address. */
+  private async redeemTicket(ticket: string, address: string): Promise<Identity> {
+    if (ticket.length > 128) throw new AuthError('invalid ticket');
+    const answer = await this.request(this.systemHeader + j({ type: '$ticket.take', ticket }) + '}');
+    const taken = JSON.parse(decoder.decode(answer)) as { data?: string };
+    if (!taken.data) throw new AuthError('ticket unknown, used or expired');
+    const { identity, address: boundTo } = JSON.parse(taken.data) as TicketData;
+    if (boundTo !== address) throw new AuthError('ticket was issued to another address');
+    if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) throw new AuthError('token expired');
+    return identity;
+  }
+
+  /** `POST /api/tickets` with `Authorization: Bearer <JWT>`: a one-time ticket for a browser upgrade. */
+  private createTicket(res: UWS.HttpResponse, req: UWS.HttpRequest): void {
+    const ex = new Exchange(res);
+    const token = tokenFrom(new URLSearchParams(), req.getHeader('authorization'), '', '');
+    const address = this.proxies.clientAddress(decoder.decode(res.getRemoteAddressAsText()), req.getHeader('x-forwarded-for'), req.getHeader('x-real-ip'));
+    if (!token) return ex.error('unauthorized', 'Authorization: Bearer <JWT> is required');
+    void (async () => {
+      let identity: Identity;
+      try {
+        identity = await this.auth.verify(token);
+      } catch (err) {
+        return ex.error('unauthorized', err instanceof AuthError ? err.reason : 'invalid token');
+      }
+      const ticket = randomId(24);
+      const data = j({ identity, address } satisfies TicketData);
+      try {
+        await this.request(this.systemHeader + j({ type: '$ticket.put', ticket, data, ttlMs: this.cfg.ticketTtlMs }) + '}');
+      } catch (err) {
+        return ex.error('unavailable', unavailableMessage(err));
+      }
+      ex.json(201, { ticket, expiresIn: Math.floor(this.cfg.ticketTtlMs / 1000) });
+    })();
   }
 
   private open(ws: UWS.WebSocket<UpgradeData>): void {
     const data = ws.getUserData();
-    if (!data.user) {
+    if (!data.identity) {
       ws.end(CLOSE_CODES.UNAUTHORIZED.code, `unauthorized: ${data.authError ?? 'missing credentials'}`);
       return;
     }
-    const conn = new Conn(ws, randomId(12), data.user, this.nodeId);
+    const perUser = this.cfg.maxConnectionsPerUser;
+    if (perUser > 0 && (this.users.get(data.identity.user.id)?.refs ?? 0) >= perUser) {
+      ws.end(CLOSE_CODES.POLICY_VIOLATION.code, `too many connections for this user (${perUser})`);
+      return;
+    }
+    const limiter = this.cfg.rateLimitRps > 0 ? new ConnectionLimiter(this.cfg.rateLimitRps, Math.max(1, this.cfg.rateLimitBurst)) : undefined;
+    const conn = new Conn(ws, randomId(12), data.identity, this.nodeId, limiter);
     connOf.set(ws, conn);
     this.conns.add(conn);
     this.watchUser(conn);
+    this.armExpiry(conn);
     this.request(conn.header + j({ type: '$open', session: data.session }) + '}').then(
       (answer) => {
         if (conn.closed) return;
@@ -301,6 +407,14 @@ export class Gateway {
     if (this.cfg.maxFrameBytes && message.byteLength > this.cfg.maxFrameBytes) {
       ws.end(CLOSE_CODES.TOO_LARGE.code, `frame larger than ${this.cfg.maxFrameBytes} bytes`);
       return;
+    }
+    if (conn.limiter) {
+      const verdict = conn.limiter.check();
+      if (verdict !== 'ok') {
+        if (verdict === 'close') ws.end(CLOSE_CODES.POLICY_VIOLATION.code, 'request rate limit exceeded for too long');
+        else conn.send(RATE_LIMITED);
+        return;
+      }
     }
     // The ArrayBuffer is only valid during this callback: decode (copy) it now.
     const text = decoder.decode(message);
@@ -380,6 +494,15 @@ export class Gateway {
 
   private join(conn: Conn, req: RequestOf<'join'>, text: string): void {
     const { room } = req;
+    if (!mayJoin(conn.identity, room)) {
+      conn.send(errorFrame(req.id, 'forbidden', `not allowed to join "${room}"`));
+      return;
+    }
+    const maxRooms = this.cfg.maxRoomsPerConnection;
+    if (maxRooms > 0 && !conn.rooms.has(room) && conn.rooms.size + conn.joining.size >= maxRooms) {
+      conn.send(errorFrame(req.id, 'forbidden', `a connection may be in at most ${maxRooms} rooms`));
+      return;
+    }
     if (conn.joining.has(room)) {
       conn.send(errorFrame(req.id, 'bad_request', `a join of "${room}" is already in progress`));
       return;
@@ -442,6 +565,7 @@ export class Gateway {
     const conn = connOf.get(ws);
     if (!conn) return;
     conn.closed = true;
+    clearTimeout(conn.expiryTimer);
     this.conns.delete(conn);
     const rooms = [...conn.rooms];
     for (const room of rooms) {
@@ -459,6 +583,38 @@ export class Gateway {
         this.log.warn({ conn: conn.id, err: unavailableMessage(err) }, 'detach not recorded');
       });
     }
+  }
+
+  /** Closes the connection with 4001 when its credentials expire, unless refreshed before. */
+  private armExpiry(conn: Conn): void {
+    clearTimeout(conn.expiryTimer);
+    conn.expiryTimer = undefined;
+    const at = conn.identity.expiresAt;
+    if (at === undefined) return;
+    conn.expiryTimer = setTimeout(() => {
+      if (!conn.closed) conn.ws.end(CLOSE_CODES.UNAUTHORIZED.code, 'unauthorized: token expired');
+    }, Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())));
+    conn.expiryTimer.unref();
+  }
+
+  /** `refresh`: a new JWT for the same user extends the connection's life. */
+  private refresh(conn: Conn, id: string | number | undefined, token: string): void {
+    this.auth.verify(token).then(
+      (identity) => {
+        if (conn.closed) return;
+        if (identity.user.id !== conn.user.id) {
+          conn.sendLater(errorFrame(id, 'forbidden', 'the new token is for another user'));
+          return;
+        }
+        conn.identity = { ...identity, user: conn.user };
+        this.armExpiry(conn);
+        if (id !== undefined) {
+          const expiresAt = identity.expiresAt === undefined ? null : new Date(identity.expiresAt).toISOString();
+          conn.sendLater(`{"type":"reply","id":${j(id)},"expiresAt":${j(expiresAt)}}`);
+        }
+      },
+      (err: unknown) => conn.sendLater(errorFrame(id, 'unauthorized', err instanceof AuthError ? err.reason : 'invalid token')),
+    );
   }
 
   private stopTyping(conn: Conn, room: string): void {

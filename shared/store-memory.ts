@@ -44,6 +44,7 @@ export class MemoryStore implements Store {
   private readonly due = new Map<string, number>();
   private readonly nodes = new Map<string, GatewayNode>();
   private readonly typing = new Map<string, RoomTyping>();
+  private readonly tickets = new Map<string, { data: string; expiresAt: number }>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
@@ -300,6 +301,18 @@ export class MemoryStore implements Store {
     return out;
   }
 
+  async ticketPut(ticket: string, data: string, ttlMs: number): Promise<void> {
+    this.open();
+    this.tickets.set(ticket, { data, expiresAt: Date.now() + ttlMs });
+  }
+
+  async ticketTake(ticket: string): Promise<string | undefined> {
+    this.open();
+    const t = this.tickets.get(ticket);
+    this.tickets.delete(ticket);
+    return t && t.expiresAt > Date.now() ? t.data : undefined;
+  }
+
   async ping(): Promise<void> {
     this.open();
   }
@@ -314,6 +327,7 @@ export class MemoryStore implements Store {
     this.due.clear();
     this.nodes.clear();
     this.typing.clear();
+    this.tickets.clear();
   }
 
   /** Frees everything expired. Lazy checks already hide it; this bounds memory. */
@@ -323,6 +337,7 @@ export class MemoryStore implements Store {
     for (const [room, p] of this.presence) if (p.expiresAt <= now) this.presence.delete(room);
     for (const [sid, sess] of this.sessions) if (sess.expiresAt <= now) this.dropSession(sid);
     for (const [room, t] of this.typing) if (t.expiresAt <= now) this.typing.delete(room);
+    for (const [ticket, t] of this.tickets) if (t.expiresAt <= now) this.tickets.delete(ticket);
     for (const [id, d] of this.dedupe) {
       if (d.expiresAt > now) break;
       this.dedupe.delete(id);

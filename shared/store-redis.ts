@@ -246,6 +246,20 @@ export class RedisStore implements Store {
     return out;
   }
 
+  async ticketPut(ticket: string, data: string, ttlMs: number): Promise<void> {
+    await this.call(this.redis.set(this.ticketKey(ticket), data, 'PX', Math.max(1, Math.floor(ttlMs))));
+  }
+
+  async ticketTake(ticket: string): Promise<string | undefined> {
+    // GETDEL (Redis ≥ 6.2) reads and deletes in one step: a ticket is taken once.
+    const data = await this.call(this.redis.getdel(this.ticketKey(ticket)));
+    return data ?? undefined;
+  }
+
+  private ticketKey(ticket: string): string {
+    return `${this.prefix}{k}:ticket:${ticket}`;
+  }
+
   async ping(): Promise<void> {
     await this.call(this.redis.ping());
   }

@@ -145,6 +145,17 @@ export interface Store {
    */
   sweepTyping(limit: number): Promise<{ room: string; users: User[] }[]>;
 
+  // ── Tickets ───────────────────────────────────────────────────────────────────────────────
+
+  /** Stores a one-time ticket with its data for `ttlMs`. */
+  ticketPut(ticket: string, data: string, ttlMs: number): Promise<void>;
+
+  /**
+   * Takes a ticket atomically: its data the first time, undefined when it is unknown, expired or
+   * already taken — also when two gateways take it at the same moment (exactly one gets it).
+   */
+  ticketTake(ticket: string): Promise<string | undefined>;
+
   /** Resolves when the backend answers. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -79,6 +79,8 @@ export class Worker {
       $open: (e) => this.open(e as RequestEnvelope<OpenFrame>),
       $detach: (e) => this.detach(e as RequestEnvelope<DetachFrame>),
       $alive: (e) => this.alive(e),
+      '$ticket.put': (e) => this.ticketPut(e as RequestEnvelope<{ type: string; ticket: string; data: string; ttlMs: number }>),
+      '$ticket.take': (e) => this.ticketTake(e as RequestEnvelope<{ type: string; ticket: string }>),
     };
   }
 
@@ -151,6 +153,16 @@ export class Worker {
   private async alive({ n }: RequestEnvelope<Frame>): Promise<string> {
     await this.store.nodeAlive(n);
     return '';
+  }
+
+  private async ticketPut({ f }: RequestEnvelope<{ type: string; ticket: string; data: string; ttlMs: number }>): Promise<string> {
+    await this.store.ticketPut(f.ticket, f.data, f.ttlMs);
+    return '{}';
+  }
+
+  private async ticketTake({ f }: RequestEnvelope<{ type: string; ticket: string }>): Promise<string> {
+    const data = await this.store.ticketTake(f.ticket);
+    return data === undefined ? '{}' : j({ data });
   }
 
   private async join({ s, n, u, f }: RequestEnvelope<RequestOf<'join'>>): Promise<string> {

@@ -23,7 +23,10 @@ export interface Target {
 export type TargetEnv = Record<string, string>;
 
 function config(role: 'embedded' | 'gateway' | 'worker', env: TargetEnv): Config {
-  return loadConfig(role, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ALLOW_ANONYMOUS: 'true', ...env });
+  // Rate limits are off unless a suite asks for them: suites about other rules send bursts from
+  // one address. test/integration/security.test.ts turns them on.
+  const limitsOff = { RATE_LIMIT_RPS: '0', CONNECT_RATE_PER_IP: '0' };
+  return loadConfig(role, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ALLOW_ANONYMOUS: 'true', ...limitsOff, ...env });
 }
 
 export async function embeddedTarget(env: TargetEnv = {}): Promise<Target> {

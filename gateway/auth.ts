@@ -1,0 +1,134 @@
+/**
+ * Who is connecting: JWT verification (jose), identities, and which rooms an identity may join.
+ *
+ * Keys: `JWT_SECRET` (HS256), `JWT_PUBLIC_KEY_FILE` (a PEM public key: RS256 for RSA, ES256 for
+ * P-256), or `JWT_JWKS_FILE` (a local JSON Web Key Set, key chosen by `kid`). Claims: `sub` is the
+ * user id (required), `name` the display name (default: `sub`), `rooms` a list of patterns of
+ * `private:*` rooms the user may join (`*` matches any run of characters), `exp` when the
+ * connection must have refreshed its token. `iss`/`aud` are checked when configured; clock skew of
+ * `JWT_CLOCK_SKEW_S` is allowed.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { Config } from '../shared/config.ts';
+import type { User } from '../shared/protocol/schemas.ts';
+
+export interface Identity {
+  user: User;
+  /** Patterns of private rooms this identity may join. */
+  rooms: string[];
+  /** When the credentials expire (ms since the epoch); undefined: never. */
+  expiresAt?: number;
+}
+
+/** Credentials were missing, malformed, expired or not trusted. `reason` is safe to show. */
+export class AuthError extends Error {
+  override readonly name = 'AuthError';
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+const PRIVATE_PREFIX = 'private:';
+const MAX_TOKEN_LENGTH = 8192;
+
+export class Authenticator {
+  private constructor(
+    private readonly key: Uint8Array | KeyObject | JWTVerifyGetKey | undefined,
+    private readonly algorithms: string[],
+    private readonly cfg: Config,
+  ) {}
+
+  /** Loads the configured key; throws a message naming the variable when a key file is unusable. */
+  static fromConfig(cfg: Config): Authenticator {
+    if (cfg.jwtSecret) return new Authenticator(new TextEncoder().encode(cfg.jwtSecret), ['HS256'], cfg);
+    if (cfg.jwtPublicKeyFile) {
+      let key: KeyObject;
+      try {
+        key = createPublicKey(readFileSync(cfg.jwtPublicKeyFile, 'utf8'));
+      } catch (err) {
+        throw new Error(`JWT_PUBLIC_KEY_FILE=${cfg.jwtPublicKeyFile}: not a readable PEM public key (${(err as Error).message})`);
+      }
+      const alg = key.asymmetricKeyType === 'rsa' ? 'RS256' : key.asymmetricKeyType === 'ec' ? 'ES256' : undefined;
+      if (!alg) throw new Error(`JWT_PUBLIC_KEY_FILE=${cfg.jwtPublicKeyFile}: an RSA or P-256 key is needed, got ${key.asymmetricKeyType}`);
+      return new Authenticator(key, [alg], cfg);
+    }
+    if (cfg.jwtJwksFile) {
+      let jwks: JWTVerifyGetKey;
+      try {
+        jwks = createLocalJWKSet(JSON.parse(readFileSync(cfg.jwtJwksFile, 'utf8')));
+      } catch (err) {
+        throw new Error(`JWT_JWKS_FILE=${cfg.jwtJwksFile}: not a readable JSON Web Key Set (${(err as Error).message})`);
+      }
+      return new Authenticator(jwks, ['RS256', 'ES256'], cfg);
+    }
+    return new Authenticator(undefined, [], cfg);
+  }
+
+  get enabled(): boolean {
+    return this.key !== undefined;
+  }
+
+  /** Verifies a JWT and returns its identity; rejects with AuthError. Never logs the token. */
+  async verify(token: string): Promise<Identity> {
+    if (!this.key) throw new AuthError('token authentication is not configured');
+    if (token.length > MAX_TOKEN_LENGTH) throw new AuthError('token too long');
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key as Uint8Array, {
+        algorithms: this.algorithms,
+        issuer: this.cfg.jwtIssuer,
+        audience: this.cfg.jwtAudience,
+        clockTolerance: this.cfg.jwtClockSkewS,
+      }));
+    } catch (err) {
+      throw new AuthError(describeJoseError(err));
+    }
+    const { sub, name, rooms, exp } = payload as { sub?: unknown; name?: unknown; rooms?: unknown; exp?: number };
+    if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) throw new AuthError('token has no valid sub');
+    const display = typeof name === 'string' && name.length > 0 ? name.slice(0, 128) : sub;
+    const patterns = Array.isArray(rooms) ? rooms.filter((r): r is string => typeof r === 'string').slice(0, 1000) : [];
+    return {
+      user: { id: sub, name: display },
+      rooms: patterns,
+      expiresAt: typeof exp === 'number' ? (exp + this.cfg.jwtClockSkewS) * 1000 : undefined,
+    };
+  }
+}
+
+function describeJoseError(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return 'token expired';
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `token claim ${err.claim} is not valid`;
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'token signature is not valid';
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'token algorithm is not allowed';
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return 'token key is unknown';
+  return 'token is not valid';
+}
+
+/** Whether `identity` may join `room`: any room, except `private:*` rooms its claims do not list. */
+export function mayJoin(identity: Identity, room: string): boolean {
+  if (!room.startsWith(PRIVATE_PREFIX)) return true;
+  return identity.rooms.some((pattern) => matches(pattern, room));
+}
+
+function matches(pattern: string, room: string): boolean {
+  if (!pattern.includes('*')) return pattern === room;
+  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return re.test(room);
+}
+
+/** The JWT of an upgrade or request: `?token=`, then `Authorization: Bearer`, then the cookie. */
+export function tokenFrom(query: URLSearchParams, authorization: string, cookie: string, cookieName: string): string | undefined {
+  const fromQuery = query.get('token');
+  if (fromQuery) return fromQuery;
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (bearer) return bearer[1];
+  if (cookie) {
+    for (const part of cookie.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && part.slice(0, eq).trim() === cookieName) return decodeURIComponent(part.slice(eq + 1).trim());
+    }
+  }
+  return undefined;
+}
