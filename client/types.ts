@@ -1,0 +1,188 @@
+/**
+ * Public types of the SDK. Frame shapes come from the protocol schemas (type-only imports: the SDK
+ * has no runtime dependency on them); frames the schemas do not define yet (notifications, refresh)
+ * are written here after PROTOCOL.md.
+ */
+import type { MessageEvent, PresenceEvent, User, WelcomeEvent } from '../shared/protocol/schemas.ts';
+import type { RtError } from './errors.ts';
+
+export type { MessageEvent, PresenceEvent, User, WelcomeEvent };
+
+/** A room message: `room`, `seq`, `user`, `content`, `ts` (ISO 8601), `cid?`. */
+export type Message = MessageEvent;
+
+/** The part of the WebSocket API the SDK uses: the browser's `WebSocket` and the `ws` package fit it. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
+  onerror: Handler<unknown> | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+// Method-style parameter checking, so that handlers typed with the richer event classes of a
+// particular WebSocket implementation still fit.
+type Handler<E> = { bivarianceHack(ev: E): void }['bivarianceHack'];
+
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** A string, or a function called for each fresh credential (it may fetch one). */
+export type CredentialSource = () => string | Promise<string>;
+
+export interface ReconnectOptions {
+  /** First retry waits up to this long (full jitter: uniformly 0..base); 500 ms. */
+  baseMs?: number;
+  /** The longest wait between attempts; 30 000 ms. */
+  capMs?: number;
+  /** Consecutive failed attempts after which the client goes `offline`; unlimited. */
+  maxAttempts?: number;
+  /** After a close 1001 (gateway going away) the first retry waits up to this long; 500 ms. */
+  goingAwayJitterMs?: number;
+}
+
+export interface RtClientOptions {
+  /**
+   * The WebSocket endpoint, e.g. `wss://chat.example.com/ws`. A list is tried in turn, one URL per
+   * connection attempt (the next URL after every close or failed attempt); a function is asked for
+   * each attempt (`attempt` is 0 for the first connection, then counts consecutive failures).
+   */
+  url: string | readonly string[] | ((attempt: number) => string);
+  /** Anonymous mode (`?username=`), when the server allows it. */
+  username?: string;
+  /**
+   * A JWT, or a function returning one. The function is called before the first connection, again
+   * before the token expires (then sent as `refresh`), and after a close 4001. A fixed string cannot
+   * be renewed: a 4001 then stops the client.
+   */
+  token?: string | CredentialSource;
+  /** A function returning a one-time ticket (`POST /api/tickets`); called for every connection attempt. */
+  ticket?: CredentialSource;
+  /** The WebSocket class; defaults to `globalThis.WebSocket` (Node 20 has none: pass `ws`). */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnection policy, or `false` to never reconnect. */
+  reconnect?: ReconnectOptions | false;
+  /** How long a request may wait (queued plus in flight) before it rejects with `timeout`; 10 000 ms. */
+  requestTimeoutMs?: number;
+  /** Requests waiting while disconnected; more reject at once with `queue_full`; 100. */
+  maxQueue?: number;
+  /** A connection attempt without `welcome` within this time is abandoned; 10 000 ms. */
+  connectTimeoutMs?: number;
+  /** After a `ping`, the connection is considered dead without a `pong` within this time; 10 000 ms. */
+  pongTimeoutMs?: number;
+  /** Messages of the history a first `join` returns; the server's default (50) when not given. */
+  joinLimit?: number;
+  /** When missed messages cannot be recovered, how many of the latest ones to deliver instead; 100. */
+  recoveryLimit?: number;
+  /** A token from a `token` function is renewed this long before it expires; 30 000 ms. */
+  tokenRefreshMarginMs?: number;
+  /** Source of randomness for jitter and client message ids (tests); `Math.random`. */
+  random?: () => number;
+}
+
+export type ConnectionState = 'connecting' | 'online' | 'reconnecting' | 'offline';
+
+export interface StateChange {
+  state: ConnectionState;
+  previous: ConnectionState;
+  /** `connecting` / `reconnecting`: consecutive failed attempts so far (0 on the first connection). */
+  attempt: number;
+  /** `reconnecting`: how long until the next attempt, and when (epoch ms). */
+  delayMs?: number;
+  retryAt?: number;
+  /** The close that caused this change, when there was one. */
+  code?: number;
+  reason?: string;
+  /** `offline` after a stop the application did not ask for: why. */
+  error?: RtError;
+}
+
+/** `recovery`: whether a room's stream continues without a hole after a reconnect or a gap. */
+export interface Recovery {
+  room: string;
+  /**
+   * true: every missed message was delivered (before this event), nothing lost.
+   * false: some messages are gone (history expired or lost, the room's epoch changed, or too many
+   * missed); the messages that follow start again from what history still has.
+   */
+  recovered: boolean;
+  epoch: string;
+  /** The last seq delivered (true) or the seq after which delivery continues (false). */
+  seq: number;
+}
+
+export interface JoinResult {
+  room: string;
+  /** The room's latest seq when joined; `message` events continue after it. */
+  seq: number;
+  epoch: string;
+  members: User[];
+  /** The latest messages (at most `joinLimit`), oldest first; not repeated as `message` events. */
+  history: Message[];
+}
+
+export interface PublishResult {
+  room: string;
+  seq: number;
+  ts: string;
+  /** The client message id sent (generated unless given): a retry with it stores nothing new. */
+  cid: string;
+}
+
+export interface HistoryResult {
+  room: string;
+  seq: number;
+  epoch?: string;
+  messages: Message[];
+}
+
+export interface Notification {
+  id: string;
+  kind: 'info' | 'success' | 'warning' | 'error';
+  title: string;
+  body: string;
+  url?: string;
+  ts: string;
+  read: boolean;
+}
+
+export interface NotificationEvent {
+  notification: Notification;
+  unread: number;
+}
+
+export interface NotificationsReadEvent {
+  ids?: string[];
+  all?: boolean;
+  unread: number;
+}
+
+export interface DirectMessage {
+  from: User;
+  content: string;
+  ts: string;
+}
+
+export interface RoomEvents {
+  /** Every room message exactly once, in `seq` order (see `recovery` for holes). */
+  message: Message;
+  /** A user joined or left (once per user, not per connection). */
+  presence: PresenceEvent;
+  /** Who is here, after every change. */
+  members: User[];
+  /** Who is typing now (the full set; it includes this user when typing). */
+  typing: User[];
+  recovery: Recovery;
+}
+
+export interface ClientEvents {
+  state: StateChange;
+  welcome: WelcomeEvent;
+  direct: DirectMessage;
+  notification: NotificationEvent;
+  'notifications.read': NotificationsReadEvent;
+  /** The unread notification count, when it changes. */
+  unread: number;
+  /** Errors not tied to a request: unsolicited server `error` frames, a failed token refresh. */
+  error: RtError;
+}
