@@ -6,7 +6,7 @@ import { BusError, type Bus } from '../shared/bus.ts';
 import { MemoryBus } from '../shared/bus-memory.ts';
 import { NatsBus } from '../shared/bus-nats.ts';
 import type { Config } from '../shared/config.ts';
-import { createLogger, type Logger } from '../shared/log.ts';
+import { createLogger, type DestinationStream, type Logger } from '../shared/log.ts';
 import type { Store } from '../shared/store.ts';
 import { MemoryStore } from '../shared/store-memory.ts';
 import { RedisStore } from '../shared/store-redis.ts';
@@ -38,8 +38,13 @@ function openStore(cfg: Config): Store {
  * A gateway and a worker in one process. With no NATS_URL/REDIS_URL this is the embedded mode
  * (in-process bus, in-memory store); with them, the same process joins a cluster.
  */
-export async function startAllInOne(cfg: Config): Promise<Running> {
-  const log = createLogger('rt', cfg.logLevel);
+/** For tests: where the logs go (default stdout). */
+export interface StartOptions {
+  logDestination?: DestinationStream;
+}
+
+export async function startAllInOne(cfg: Config, opts: StartOptions = {}): Promise<Running> {
+  const log = createLogger('rt', cfg.logLevel, opts.logDestination);
   const nodeId = cfg.nodeId ?? defaultNodeId();
   const bus = await openBus(cfg, `rt-${nodeId}`);
   const store = openStore(cfg);
@@ -64,8 +69,8 @@ export async function startAllInOne(cfg: Config): Promise<Running> {
   };
 }
 
-export async function startGateway(cfg: Config): Promise<Running> {
-  const log = createLogger('rt-gateway', cfg.logLevel);
+export async function startGateway(cfg: Config, opts: StartOptions = {}): Promise<Running> {
+  const log = createLogger('rt-gateway', cfg.logLevel, opts.logDestination);
   const nodeId = cfg.nodeId ?? defaultNodeId();
   const bus = await openBus(cfg, `rt-gateway-${nodeId}`);
   const gateway = new Gateway({ bus, config: cfg, log: log.child({ node: nodeId }), nodeId });
@@ -83,8 +88,8 @@ export async function startGateway(cfg: Config): Promise<Running> {
   };
 }
 
-export async function startWorker(cfg: Config): Promise<Running> {
-  const log = createLogger('rt-worker', cfg.logLevel);
+export async function startWorker(cfg: Config, opts: StartOptions = {}): Promise<Running> {
+  const log = createLogger('rt-worker', cfg.logLevel, opts.logDestination);
   const bus = await openBus(cfg, 'rt-worker');
   const store = openStore(cfg);
   const worker = new Worker(bus, store, log, { replayMax: cfg.replayMax, sessionGraceMs: cfg.sessionGraceMs });

@@ -6,7 +6,7 @@
  *   processes would have).
  */
 import { loadConfig, type Config } from '../../shared/config.ts';
-import { startAllInOne, startGateway, startWorker, type Running } from '../../bin/server.ts';
+import { startAllInOne, startGateway, startWorker, type Running, type StartOptions } from '../../bin/server.ts';
 import { startNats, startRedis, type Service } from './servers.ts';
 
 export interface Target {
@@ -29,8 +29,8 @@ function config(role: 'embedded' | 'gateway' | 'worker', env: TargetEnv): Config
   return loadConfig(role, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ALLOW_ANONYMOUS: 'true', ...limitsOff, ...env });
 }
 
-export async function embeddedTarget(env: TargetEnv = {}): Promise<Target> {
-  const node = await startAllInOne(config('embedded', env));
+export async function embeddedTarget(env: TargetEnv = {}, opts: StartOptions = {}): Promise<Target> {
+  const node = await startAllInOne(config('embedded', env), opts);
   return {
     name: 'embedded',
     gateways: [`ws://127.0.0.1:${node.port}`],

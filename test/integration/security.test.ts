@@ -9,7 +9,7 @@ import { TEST_SECRET, asymmetricKeys, hs256 } from '../harness/jwt.ts';
 
 const running: Target[] = [];
 const clients: TestClient[] = [];
-async function target(env: TargetEnv, start = embeddedTarget): Promise<string> {
+async function target(env: TargetEnv, start: (env: TargetEnv) => Promise<Target> = embeddedTarget): Promise<string> {
   const t = await start(env);
   running.push(t);
   return t.gateways[0]!;
@@ -32,7 +32,12 @@ describe('JWT credentials', () => {
   it('HS256 from ?token=, Authorization: Bearer, or the cookie; sub is the id, name the display name', async () => {
     gw = await target({ JWT_SECRET: TEST_SECRET, ALLOW_ANONYMOUS: 'false' });
     const token = await hs256({ sub: 'u-1', name: 'Ann', expiresIn: 60 });
-    for (const opts of [{ query: { token } }, { headers: { authorization: `Bearer ${token}` } }, { headers: { cookie: `other=1; rt_token=${token}` } }]) {
+    const ways: Parameters<typeof TestClient.connect>[1][] = [
+      { query: { token } },
+      { headers: { authorization: `Bearer ${token}` } },
+      { headers: { cookie: `other=1; rt_token=${token}` } },
+    ];
+    for (const opts of ways) {
       const c = await connect(gw, opts);
       expect(c.welcome.user).toEqual({ id: 'u-1', name: 'Ann' });
     }
@@ -68,7 +73,8 @@ describe('JWT credentials', () => {
   it.each(['RS256', 'ES256'] as const)('%s with a PEM public key file and with a JWKS file', async (alg) => {
     const keys = await asymmetricKeys(alg);
     const token = await keys.sign({ sub: `user-${alg}`, expiresIn: 60 });
-    for (const env of [{ JWT_PUBLIC_KEY_FILE: keys.pemFile }, { JWT_JWKS_FILE: keys.jwksFile }]) {
+    const envs: TargetEnv[] = [{ JWT_PUBLIC_KEY_FILE: keys.pemFile }, { JWT_JWKS_FILE: keys.jwksFile }];
+    for (const env of envs) {
       const gwK = await target(env);
       expect((await connect(gwK, { query: { token } })).welcome.user).toMatchObject({ id: `user-${alg}` });
       expect((await expectClosed(gwK, { query: { token: await hs256({ sub: 'x' }) } })).code).toBe(4001);
