@@ -44,6 +44,7 @@ export interface QueueOptions {
 export interface AddOptions {
   room?: string;
   retry: boolean;
+  /** From now, queued time included; `Infinity`: none. */
   timeoutMs: number;
 }
 
@@ -85,10 +86,10 @@ export class RequestQueue {
         resolve,
         reject,
       };
-      entry.timer = setTimeout(() => {
+      entry.timer = timeout(opts.timeoutMs, () => {
         this.#remove(entry);
         entry.reject(new RtError('timeout', `no answer to ${frame.type} within ${opts.timeoutMs} ms`));
-      }, opts.timeoutMs);
+      });
       this.#waiting.push(entry);
     });
   }
@@ -215,4 +216,12 @@ export class RequestQueue {
     if (entry.retryTimer !== undefined) clearTimeout(entry.retryTimer);
     entry.timer = entry.retryTimer = undefined;
   }
+}
+
+/**
+ * setTimeout for a request timeout: `Infinity` (or anything past what timers can hold, about 24.8
+ * days, which setTimeout would turn into 1 ms) means no timer.
+ */
+export function timeout(ms: number, fn: () => void): ReturnType<typeof setTimeout> | undefined {
+  return ms >= 2 ** 31 ? undefined : setTimeout(fn, Math.max(0, ms));
 }

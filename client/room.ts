@@ -20,7 +20,7 @@
 import type { JoinReply, PresenceEvent, User } from '../shared/protocol/schemas.ts';
 import { Emitter } from './emitter.ts';
 import { RtError } from './errors.ts';
-import type { Frame } from './queue.ts';
+import { timeout, type Frame } from './queue.ts';
 import type { HistoryResult, JoinResult, Message, PublishResult, RoomEvents } from './types.ts';
 
 /** The most a `history` request returns (the protocol's `MAX_HISTORY_LIMIT`, not imported: runtime code of schemas.ts would bring its schema library into the bundle). */
@@ -63,7 +63,7 @@ interface HistoryReply extends Frame {
 interface JoinWaiter {
   resolve(r: JoinResult): void;
   reject(e: RtError): void;
-  timer: ReturnType<typeof setTimeout>;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 export class Room extends Emitter<RoomEvents> {
@@ -125,7 +125,7 @@ export class Room extends Emitter<RoomEvents> {
   /**
    * Joins the room (or resolves at once when it is joined). While disconnected the join waits for
    * the connection; the room then stays joined across reconnects until `leave()`. Rejects after
-   * `timeoutMs` (the client's request timeout) and then gives the join up.
+   * `timeoutMs` (the client's request timeout; `Infinity`: never) and then gives the join up.
    */
   join(opts: { limit?: number; timeoutMs?: number } = {}): Promise<JoinResult> {
     const closed = this.host.closedError();
@@ -138,11 +138,11 @@ export class Room extends Emitter<RoomEvents> {
       const waiter: JoinWaiter = {
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: timeout(timeoutMs, () => {
           this.#joinWaiters = this.#joinWaiters.filter((w) => w !== waiter);
           if (this.#joinWaiters.length === 0 && this.#status !== 'joined') this.#giveUp();
           reject(new RtError('timeout', `join of "${this.name}" not answered within ${timeoutMs} ms`));
-        }, timeoutMs),
+        }),
       };
       this.#joinWaiters.push(waiter);
     });

@@ -3,10 +3,20 @@
  * has no runtime dependency on them); frames the schemas do not define yet (notifications, refresh)
  * are written here after PROTOCOL.md.
  */
-import type { MessageEvent, PresenceEvent, User, WelcomeEvent } from '../shared/protocol/schemas.ts';
+import type { Static } from '@sinclair/typebox';
+import type {
+  DirectEvent,
+  MessageEvent,
+  Notification,
+  NotificationEvent as NotificationEventSchema,
+  NotificationsReadEvent as NotificationsReadEventSchema,
+  PresenceEvent,
+  User,
+  WelcomeEvent,
+} from '../shared/protocol/schemas.ts';
 import type { RtError } from './errors.ts';
 
-export type { MessageEvent, PresenceEvent, User, WelcomeEvent };
+export type { DirectEvent, MessageEvent, Notification, PresenceEvent, User, WelcomeEvent };
 
 /** A room message: `room`, `seq`, `user`, `content`, `ts` (ISO 8601), `cid?`. */
 export type Message = MessageEvent;
@@ -136,32 +146,14 @@ export interface HistoryResult {
   messages: Message[];
 }
 
-export interface Notification {
-  id: string;
-  kind: 'info' | 'success' | 'warning' | 'error';
-  title: string;
-  body: string;
-  url?: string;
-  ts: string;
-  read: boolean;
-}
+/** `notification`: a new notification and the unread count. */
+export type NotificationEvent = Omit<Static<typeof NotificationEventSchema>, 'type'>;
 
-export interface NotificationEvent {
-  notification: Notification;
-  unread: number;
-}
+/** `notifications.read`: marked read on another connection of this user (`ids` or `all`). */
+export type NotificationsReadEvent = Omit<Static<typeof NotificationsReadEventSchema>, 'type'>;
 
-export interface NotificationsReadEvent {
-  ids?: string[];
-  all?: boolean;
-  unread: number;
-}
-
-export interface DirectMessage {
-  from: User;
-  content: string;
-  ts: string;
-}
+/** `direct`: `from`, `content`, `ts`. */
+export type DirectMessage = DirectEvent;
 
 export interface RoomEvents {
   /** Every room message exactly once, in `seq` order (see `recovery` for holes). */
