@@ -12,12 +12,14 @@ import type { Config } from '../shared/config.ts';
 import { envelopeHeader } from '../shared/envelope.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
-import { errorFrame } from '../shared/errors.ts';
+import { RtError, errorFrame } from '../shared/errors.ts';
 import { CLOSE_CODES } from '../shared/protocol/codes.ts';
 import type { MessageEvent, RequestOf, User } from '../shared/protocol/schemas.ts';
 import { parseRequest } from '../shared/protocol/validate.ts';
+import { asyncApiDocument } from '../shared/protocol/asyncapi.ts';
 import { loadNativeUws } from '../shared/uws.ts';
 import { AuthError, Authenticator, mayJoin, tokenFrom, type Identity } from './auth.ts';
+import { registerServerApi } from './api.ts';
 import { Exchange } from './http.ts';
 import { AddressLimiter, ConnectionLimiter, TrustedProxies } from './limits.ts';
 import { RoomStream, defaultStreamOptions, type HistoryFrames, type StreamHost, type StreamMember } from './room-stream.ts';
@@ -219,6 +221,18 @@ export class Gateway {
       close: (ws) => this.onClose(ws),
     });
     app.post('/api/tickets', (res, req) => this.createTicket(res, req));
+    registerServerApi(app, {
+      cfg,
+      ask: (user, frame) =>
+        this.request(envelopeHeader(`$api:${this.nodeId}`, this.nodeId, user) + j(frame) + '}').catch((err: unknown) => {
+          throw new RtError('unavailable', unavailableMessage(err));
+        }),
+    });
+    app.get('/asyncapi.json', (res, req) => {
+      const host = req.getHeader('host');
+      const body = this.asyncApiText(host);
+      res.cork(() => res.writeHeader('content-type', 'application/json').writeHeader('access-control-allow-origin', '*').end(body));
+    });
     app.any('/*', (res) => {
       res.cork(() =>
         res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end('{"error":{"code":"not_found","message":"no such route"}}'),
@@ -296,6 +310,19 @@ export class Gateway {
       if (aborted) return;
       res.cork(() => res.upgrade(data, key, selected, extensions, context));
     });
+  }
+
+  private readonly asyncApiCache = new Map<string, string>();
+
+  /** The AsyncAPI document, with this server's address as its server (cached per Host header). */
+  private asyncApiText(host: string): string {
+    const key = host.slice(0, 256);
+    let text = this.asyncApiCache.get(key);
+    if (!text) {
+      text = j(asyncApiDocument(key ? { serverUrl: `ws://${key}` } : {}));
+      if (this.asyncApiCache.size < 16) this.asyncApiCache.set(key, text);
+    }
+    return text;
   }
 
   /** Takes a ticket (once, atomically, in the store) and checks it is used from its address. */
@@ -436,6 +463,9 @@ export class Gateway {
     switch (req.type) {
       case 'ping':
         conn.send(req.id === undefined ? '{"type":"pong"}' : `{"type":"pong","id":${j(req.id)}}`);
+        return;
+      case 'refresh':
+        this.refresh(conn, req.id, req.token);
         return;
       case 'join':
         this.join(conn, req, text);

@@ -44,11 +44,8 @@ import {
  */
 export const PLANNED_ROUTES: ReadonlySet<string> = new Set([
   'POST /api/notifications',
-  'POST /api/rooms/{room}/messages',
-  'GET /api/rooms/{room}/presence',
   'GET /sse',
   'GET /metrics',
-  'GET /asyncapi.json',
 ]);
 
 export type Status = 'implemented' | 'planned';

@@ -146,6 +146,14 @@ export const Requests = {
     },
     { description: 'Send a direct message to a user, delivered to every connection of theirs, on every gateway. Not stored.' },
   ),
+  refresh: Type.Object(
+    {
+      type: Type.Literal('refresh'),
+      id: Type.Optional(RequestId),
+      token: Type.String({ minLength: 1, description: 'A new JWT for the same user.' }),
+    },
+    { description: 'Replace the connection\'s credentials before they expire; without a refresh the connection is closed with 4001 when its token expires.' },
+  ),
   ping: Type.Object(
     { type: Type.Literal('ping'), id: Type.Optional(RequestId) },
     { description: 'Keep the connection alive and measure latency; send one every `welcome.heartbeat` ms. Answered by `pong`.' },
@@ -158,7 +166,7 @@ export type AnyRequest = { [T in RequestType]: RequestOf<T> }[RequestType];
 
 /**
  * Requests PROTOCOL.md defines that this server does not handle yet. They move into `Requests`
- * when the server implements them (notifications: issue 4; refresh: issue 6); until then the
+ * when the server implements them (notifications: issue 6); until then the
  * gateway answers them `unknown_type`, and the AsyncAPI document marks them `x-rt-status: planned`.
  */
 export const PendingRequests = {
@@ -179,14 +187,6 @@ export const PendingRequests = {
       all: Type.Optional(Type.Literal(true, { description: 'Mark every notification read (instead of `ids`).' })),
     },
     { description: 'Mark notifications read: `ids`, or `all: true`. The user\'s other connections get a `notifications.read` event.' },
-  ),
-  refresh: Type.Object(
-    {
-      type: Type.Literal('refresh'),
-      id: Type.Optional(RequestId),
-      token: Type.String({ minLength: 1, description: 'A new JWT for the same user.' }),
-    },
-    { description: 'Replace the connection\'s credentials before they expire; without a refresh the connection is closed with 4001 when its token expires.' },
   ),
 } satisfies Record<string, TSchema>;
 
@@ -422,13 +422,13 @@ export const Replies = {
   history: HistoryReply,
   presence: PresenceReply,
   direct: DirectReply,
+  refresh: RefreshReply,
   ping: Pong,
 } satisfies Record<RequestType, TSchema>;
 
 export const PendingReplies = {
   'notifications.list': NotificationsListReply,
   'notifications.read': NotificationsReadReply,
-  refresh: RefreshReply,
 } satisfies Record<PendingRequestType, TSchema>;
 
 // ---------------------------------------------------------------------------------------------

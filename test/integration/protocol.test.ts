@@ -229,6 +229,9 @@ describe.each(TARGETS)('protocol v1 core (%s)', (_name, start) => {
       expect(nf.status).toBe(404);
       expect(await nf.json()).toMatchObject({ error: { code: 'not_found' } });
       expect((await fetch(`${http}/healthz`)).status).toBe(200);
+      const doc = (await (await fetch(`${http}/asyncapi.json`)).json()) as { asyncapi: string; servers: Record<string, { host: string }> };
+      expect(doc.asyncapi).toBe('3.0.0');
+      expect(JSON.stringify(doc.servers)).toContain(new URL(http).host);
       expect((await fetch(`${http}/readyz`)).status).toBe(200);
     });
   });

@@ -89,6 +89,20 @@ describe('JWT credentials', () => {
     expect(closed).toMatchObject({ code: 4001, reason: expect.stringContaining('expired') });
     expect(await lives.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
   });
+
+  it('refresh with a new token for the same user keeps the connection past the old expiry', async () => {
+    const noSkew = await target({ JWT_SECRET: TEST_SECRET, JWT_CLOCK_SKEW_S: '0' });
+    const c = await connect(noSkew, { query: { token: await hs256({ sub: 'fresh', expiresIn: 2 }) } });
+    const other = await c.request({ type: 'refresh', token: await hs256({ sub: 'someone-else', expiresIn: 600 }) });
+    expect(other).toMatchObject({ type: 'error', code: 'forbidden' });
+    expect(await c.request({ type: 'refresh', token: 'garbage' })).toMatchObject({ type: 'error', code: 'unauthorized' });
+    const r = await c.ok({ type: 'refresh', token: await hs256({ sub: 'fresh', expiresIn: 600 }) });
+    expect(Date.parse(r.expiresAt as string) - Date.now()).toBeGreaterThan(590_000);
+    // A connection that did not refresh, opened at the same time, is closed; this one is not.
+    const control = await connect(noSkew, { query: { token: await hs256({ sub: 'control', expiresIn: 2 }) } });
+    expect((await control.waitClosed(5000)).code).toBe(4001);
+    expect(await c.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+  });
 });
 
 describe('tickets', () => {

@@ -1,0 +1,84 @@
+/**
+ * The server API: HTTP endpoints for the application's own services, authorised by
+ * `Authorization: Bearer <API_KEY>` (compared in constant time). Without API_KEY configured the
+ * server API is off and answers 403. Errors use the protocol's `{"error":{"code","message"}}`.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type * as UWS from 'uWebSockets.js';
+import type { Config } from '../shared/config.ts';
+import { RtError } from '../shared/errors.ts';
+import { ROOM_PATTERN, RoomMessageCreate } from '../shared/protocol/schemas.ts';
+import { Exchange } from './http.ts';
+
+const roomPattern = new RegExp(ROOM_PATTERN);
+const checkMessage = TypeCompiler.Compile(RoomMessageCreate);
+const SERVER_USER = { id: 'server', name: 'server' };
+const decoder = new TextDecoder();
+
+export interface ApiDeps {
+  cfg: Config;
+  /** Sends a request to a worker as `user` and resolves with the worker's answer frame. */
+  ask(user: { id: string; name: string }, frame: Record<string, unknown>): Promise<Uint8Array>;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Compares the presented key with API_KEY without leaking, through timing, how much matched. */
+export function apiKeyMatches(authorization: string, apiKey: string): boolean {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return m !== null && timingSafeEqual(digest(m[1]!), digest(apiKey));
+}
+
+export function registerServerApi(app: UWS.TemplatedApp, deps: ApiDeps): void {
+  const { cfg } = deps;
+  /** Checks the key and the room, then runs `handle`; answers whatever it throws. */
+  const route = (handle: (ex: Exchange, room: string) => Promise<void>) => (res: UWS.HttpResponse, req: UWS.HttpRequest) => {
+    const ex = new Exchange(res);
+    const authorization = req.getHeader('authorization');
+    let room: string;
+    try {
+      room = decodeURIComponent(req.getParameter(0) ?? '');
+    } catch {
+      room = '';
+    }
+    if (!cfg.apiKey) return ex.error('forbidden', 'the server API is off: set API_KEY to enable it');
+    if (!apiKeyMatches(authorization, cfg.apiKey)) return ex.error('unauthorized', 'Authorization: Bearer <API_KEY> is required');
+    if (!roomPattern.test(room)) return ex.error('bad_request', 'invalid room name: [A-Za-z0-9_.:-]{1,128}');
+    handle(ex, room).catch((err: unknown) => ex.fail(err));
+  };
+
+  app.post(
+    '/api/rooms/:room/messages',
+    route(async (ex, room) => {
+      const body = await ex.jsonBody(cfg.maxBodyBytes);
+      if (!checkMessage.Check(body)) {
+        const first = checkMessage.Errors(body).First();
+        throw new RtError('bad_request', `${first?.path || '/'}: ${first?.message ?? 'invalid'}`);
+      }
+      if (cfg.maxContentChars > 0 && body.content.length > cfg.maxContentChars) {
+        throw new RtError('too_large', `content is longer than ${cfg.maxContentChars} characters`);
+      }
+      const user = body.user ? { id: body.user.id, name: body.user.name } : SERVER_USER;
+      const answer = parse(await deps.ask(user, { type: 'publish', id: 1, room, content: body.content }));
+      ex.json(201, { seq: answer.seq });
+    }),
+  );
+
+  app.get(
+    '/api/rooms/:room/presence',
+    route(async (ex, room) => {
+      const answer = parse(await deps.ask(SERVER_USER, { type: 'presence', id: 1, room }));
+      ex.json(200, { members: answer.members });
+    }),
+  );
+}
+
+/** A worker's answer: the reply's fields, or its error thrown as an RtError. */
+function parse(answer: Uint8Array): Record<string, unknown> {
+  const frame = JSON.parse(decoder.decode(answer)) as { type: string; code?: string; message?: string } & Record<string, unknown>;
+  if (frame.type === 'error') throw new RtError((frame.code as RtError['code']) ?? 'internal', frame.message ?? 'failed');
+  return frame;
+}
