@@ -21,6 +21,7 @@ import { loadNativeUws } from '../shared/uws.ts';
 import { AuthError, Authenticator, mayJoin, tokenFrom, type Identity } from './auth.ts';
 import { registerServerApi } from './api.ts';
 import { Exchange } from './http.ts';
+import { registerStatic } from './static.ts';
 import { AddressLimiter, ConnectionLimiter, TrustedProxies } from './limits.ts';
 import { RoomStream, defaultStreamOptions, type HistoryFrames, type StreamHost, type StreamMember } from './room-stream.ts';
 
@@ -233,6 +234,7 @@ export class Gateway {
       const body = this.asyncApiText(host);
       res.cork(() => res.writeHeader('content-type', 'application/json').writeHeader('access-control-allow-origin', '*').end(body));
     });
+    registerStatic(app);
     app.any('/*', (res) => {
       res.cork(() =>
         res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end('{"error":{"code":"not_found","message":"no such route"}}'),

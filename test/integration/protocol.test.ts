@@ -253,3 +253,28 @@ describe('anonymous mode off', () => {
 
 // Keep the ws import used for typing the raw socket in cases above.
 export type { WebSocket };
+
+describe('the demo app', () => {
+  it('is served at / with the SDK bundle next to it', async () => {
+    const t = await TARGETS[0]![1]();
+    try {
+      const http = t.gateways[0]!.replace(/^ws/, 'http');
+      const page = await fetch(`${http}/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toContain('text/html');
+      const html = await page.text();
+      expect(html.toLowerCase()).toContain('<!doctype html>');
+      const etag = page.headers.get('etag')!;
+      expect((await fetch(`${http}/`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+      // `npm test` builds the demo first (pretest).
+      expect(html).toContain('app.js');
+      for (const file of ['/app.js', '/app.css', '/rt-client.js']) {
+        const res = await fetch(`${http}${file}`);
+        expect(res.status).toBe(200);
+        expect((await res.text()).length).toBeGreaterThan(100);
+      }
+    } finally {
+      await t.stop();
+    }
+  });
+});
