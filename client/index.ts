@@ -22,6 +22,7 @@ import type { User, WelcomeEvent } from '../shared/protocol/schemas.ts';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
 import { Emitter } from './emitter.ts';
 import { RtError } from './errors.ts';
+import { DEFAULT_PACE, Pacer, type PaceOptions } from './pacer.ts';
 import { RequestQueue, type Frame } from './queue.ts';
 import { Room, type RoomHost } from './room.ts';
 import type {
@@ -42,6 +43,7 @@ export { Room, TYPING_REFRESH_MS, MAX_HISTORY_LIMIT } from './room.ts';
 export { RtError, type ClientErrorCode } from './errors.ts';
 export { backoffDelay, backoffCeiling, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
 export { Emitter, type Listener } from './emitter.ts';
+export { DEFAULT_PACE, type PaceOptions } from './pacer.ts';
 export type { Frame } from './queue.ts';
 export type * from './types.ts';
 
@@ -74,6 +76,7 @@ interface Resolved {
   recoveryLimit: number;
   tokenRefreshMarginMs: number;
   random: () => number;
+  pace: PaceOptions | false;
 }
 
 interface Timers {
@@ -93,6 +96,7 @@ export class RtClient extends Emitter<ClientEvents> {
   readonly #host: RoomHost;
   #state: ConnectionState = 'offline';
   #ws: WebSocketLike | undefined;
+  #pacer: Pacer | undefined;
   /** Changes with every connection attempt and every close: callbacks of an older socket are ignored. */
   #gen = 0;
   /** connect() was called and neither close() nor a stop followed. */
@@ -136,6 +140,7 @@ export class RtClient extends Emitter<ClientEvents> {
       recoveryLimit: options.recoveryLimit ?? 100,
       tokenRefreshMarginMs: options.tokenRefreshMarginMs ?? 30_000,
       random: options.random ?? Math.random,
+      pace: options.pace === false ? false : { ...DEFAULT_PACE, ...options.pace },
     };
     this.#queue = new RequestQueue({
       maxQueue: this.#cfg.maxQueue,
@@ -309,6 +314,8 @@ export class RtClient extends Emitter<ClientEvents> {
       return;
     }
     this.#ws = ws;
+    const pace = this.#cfg.pace;
+    this.#pacer = pace ? new Pacer(pace, (data) => this.#write(ws, data)) : undefined;
     ws.onmessage = (ev) => {
       if (gen === this.#gen) this.#onData(ev.data);
     };
@@ -379,6 +386,8 @@ export class RtClient extends Emitter<ClientEvents> {
     this.#gen++;
     const ws = this.#ws;
     this.#ws = undefined;
+    this.#pacer?.stop();
+    this.#pacer = undefined;
     if (ws) ws.onmessage = ws.onclose = ws.onerror = ws.onopen = null;
     const t = this.#timers;
     if (t.connect !== undefined) clearTimeout(t.connect);
@@ -575,8 +584,16 @@ export class RtClient extends Emitter<ClientEvents> {
   }
 
   #send(frame: Frame): void {
+    const ws = this.#ws;
+    if (!ws) return;
+    const data = JSON.stringify(frame);
+    if (this.#pacer) this.#pacer.send(data);
+    else this.#write(ws, data);
+  }
+
+  #write(ws: WebSocketLike, data: string): void {
     try {
-      this.#ws?.send(JSON.stringify(frame));
+      ws.send(data);
     } catch {
       // The socket is closing; its close event puts the request back or fails it.
     }

@@ -15,6 +15,7 @@ import type {
   WelcomeEvent,
 } from '../shared/protocol/schemas.ts';
 import type { RtError } from './errors.ts';
+import type { PaceOptions } from './pacer.ts';
 
 export type { DirectEvent, MessageEvent, Notification, PresenceEvent, User, WelcomeEvent };
 
@@ -86,8 +87,14 @@ export interface RtClientOptions {
   recoveryLimit?: number;
   /** A token from a `token` function is renewed this long before it expires; 30 000 ms. */
   tokenRefreshMarginMs?: number;
-  /** Source of randomness for jitter and client message ids (tests); `Math.random`. */
+  /** Source of randomness for jitter (tests); `Math.random`. */
   random?: () => number;
+  /**
+   * Frames per second sent at most (sustained, and in a burst), to stay under the gateway's
+   * per-connection rate limit (20/s, burst 40 by default), whose refusals carry no request id;
+   * 16/s with bursts of 32. `false`: no pacing.
+   */
+  pace?: Partial<PaceOptions> | false;
 }
 
 export type ConnectionState = 'connecting' | 'online' | 'reconnecting' | 'offline';

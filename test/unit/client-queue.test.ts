@@ -111,6 +111,48 @@ describe('offline queue', () => {
   });
 });
 
+describe('pacing under the server rate limit', () => {
+  it('a long offline queue goes out at the paced rate, in order, none dropped', async () => {
+    const client = makeClient({ pace: { perSecond: 10, burst: 20 } });
+    const sent = Array.from({ length: 60 }, (_, i) => client.direct('bob', `m${i}`));
+    const ws = await online(client);
+    expect(ws.requests('direct')).toHaveLength(20);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(ws.requests('direct')).toHaveLength(30);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(ws.requests('direct').map((f) => f.content)).toEqual(Array.from({ length: 60 }, (_, i) => `m${i}`));
+    for (const f of ws.requests('direct')) ws.reply(f, { ts: 't' });
+    await expect(Promise.all(sent)).resolves.toHaveLength(60);
+  });
+
+  it('frames still waiting when the connection drops are sent on the next one (requests put back)', async () => {
+    const client = makeClient({ pace: { perSecond: 1, burst: 1 } });
+    const ws = await online(client);
+    const room = await joined(client, 'lobby', ws); // uses the one token
+    const p = room.publish('paced');
+    await tick();
+    expect(ws.requests('publish')).toHaveLength(0);
+    ws.serverClose(1006);
+    await tick();
+    FakeWebSocket.last.welcome({ heartbeat: 0, sessionId: 'sess-1', resumed: true, rooms: [{ room: 'lobby', seq: 0, epoch: 'e1' }] });
+    await tick();
+    expect(FakeWebSocket.last.sent.map((f) => f.type)).toEqual(['presence']); // the room's own request came first
+    await vi.advanceTimersByTimeAsync(1000);
+    const pub = FakeWebSocket.last.lastRequest('publish');
+    FakeWebSocket.last.reply(pub, { room: 'lobby', seq: 1, ts: 't' });
+    await expect(p).resolves.toMatchObject({ seq: 1 });
+    expect(ws.requests('publish')).toHaveLength(0);
+  });
+
+  it('pace: false sends everything at once', async () => {
+    const client = makeClient({ pace: false });
+    for (let i = 0; i < 60; i++) client.direct('bob', `m${i}`).catch(() => {});
+    const ws = await online(client);
+    expect(ws.requests('direct')).toHaveLength(60);
+    client.close();
+  });
+});
+
 describe('publish retries', () => {
   it('a publish in flight when the connection drops is sent again with the same cid after the rejoin', async () => {
     const client = makeClient();
