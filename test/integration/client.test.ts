@@ -13,9 +13,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { RtClient, type Message, type Recovery, type Room, type RtClientOptions, type StateChange } from '../../client/index.ts';
+import { RtClient, jwtExpiry, type Message, type Recovery, type Room, type RtClientOptions, type StateChange } from '../../client/index.ts';
+import { TEST_SECRET, hs256 } from '../harness/jwt.ts';
 import { freePort, waitForPort } from '../harness/servers.ts';
 import { distributedTarget, embeddedTarget, type Target } from '../harness/targets.ts';
 
@@ -237,6 +238,88 @@ describe('SDK against a real gateway', () => {
     await expect(client.connect()).rejects.toMatchObject({ code: 'unauthorized' });
     expect(states.at(-1)).toMatchObject({ state: 'offline', code: 4001 });
     expect(states.filter((s) => s.state === 'connecting')).toHaveLength(1);
+  });
+});
+
+describe('SDK credentials against a real gateway (JWT)', () => {
+  const jwtEnv = { JWT_SECRET: TEST_SECRET, ALLOW_ANONYMOUS: 'false', JWT_CLOCK_SKEW_S: '0', SESSION_GRACE_MS: '30000' };
+
+  it('a token function renews the token before it expires (refresh): the connection stays up', async () => {
+    const t = await embeddedTarget(jwtEnv);
+    cleanups.push(() => t.stop());
+    const issued: string[] = [];
+    const token = vi.fn(async () => {
+      const jwt = await hs256({ sub: 'ann', name: 'Ann', expiresIn: 3 });
+      issued.push(jwt);
+      return jwt;
+    });
+    const client = sdk(`${t.gateways[0]}/ws`, 'unused', { username: undefined, token, tokenRefreshMarginMs: 1500 });
+    const states: StateChange[] = [];
+    const errors: Error[] = [];
+    client.on('state', (s) => states.push(s));
+    client.on('error', (e) => errors.push(e));
+    const welcome = await client.connect();
+    expect(welcome.user).toEqual({ id: 'ann', name: 'Ann' });
+    // Tokens live 3 s: a second past the first one's expiry, on the same connection, took refreshes.
+    const firstExpiry = jwtExpiry(issued[0]!)!;
+    await until(() => Date.now() > firstExpiry + 1000 && issued.length >= 3, 'a second past the first token\'s expiry', 15_000);
+    expect(errors).toEqual([]);
+    expect(states.map((s) => s.state)).toEqual(['connecting', 'online']);
+    expect(client.welcome?.connectionId).toBe(welcome.connectionId);
+  });
+
+  it('expiry without a refresh closes with 4001; a new token reconnects and resumes the session', async () => {
+    const t = await embeddedTarget(jwtEnv);
+    cleanups.push(() => t.stop());
+    const token = vi
+      .fn<() => Promise<string>>()
+      .mockImplementationOnce(() => hs256({ sub: 'ann', expiresIn: 2 }))
+      .mockImplementationOnce(() => Promise.reject(new Error('auth server down')))
+      .mockImplementation(() => hs256({ sub: 'ann', expiresIn: 600 }));
+    const client = sdk(`${t.gateways[0]}/ws`, 'unused', { username: undefined, token });
+    const states: StateChange[] = [];
+    const errors: Error[] = [];
+    client.on('state', (s) => states.push(s));
+    client.on('error', (e) => errors.push(e));
+    const first = await client.connect();
+    const room = client.room(uniq('auth'));
+    await room.join();
+    await until(() => states.some((s) => s.state === 'reconnecting'), 'the token to expire', 10_000);
+    expect(states.find((s) => s.state === 'reconnecting')).toMatchObject({ code: 4001 });
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/auth server down/)]);
+    await until(() => client.state === 'online', 'the reconnect with a new token');
+    expect(token).toHaveBeenCalledTimes(3);
+    expect(client.welcome).toMatchObject({ resumed: true, sessionId: first.sessionId });
+    expect(room.joined).toBe(true);
+  });
+
+  it('a ticket function is asked for a fresh one-time ticket on every connection', async () => {
+    const t = await embeddedTarget(jwtEnv);
+    cleanups.push(() => t.stop());
+    const http = t.gateways[0]!.replace(/^ws/, 'http');
+    const jwt = await hs256({ sub: 'bob', expiresIn: 600 });
+    const tickets: string[] = [];
+    const ticket = async () => {
+      const res = await fetch(`${http}/api/tickets`, { method: 'POST', headers: { authorization: `Bearer ${jwt}` } });
+      expect(res.status).toBe(201);
+      const body = (await res.json()) as { ticket: string };
+      tickets.push(body.ticket);
+      return body.ticket;
+    };
+    const sockets: WebSocket[] = [];
+    class Tracked extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols);
+        sockets.push(this);
+      }
+    }
+    const client = sdk(`${t.gateways[0]}/ws`, 'unused', { username: undefined, ticket, WebSocket: Tracked });
+    expect((await client.connect()).user.id).toBe('bob');
+    sockets.at(-1)!.terminate();
+    await until(() => client.state === 'online' && sockets.length === 2, 'the reconnect');
+    expect(tickets).toHaveLength(2);
+    expect(new Set(tickets).size).toBe(2);
+    expect(client.welcome?.resumed).toBe(true);
   });
 });
 
