@@ -210,6 +210,7 @@ export class RtClient extends Emitter<ClientEvents> {
       this.#started = true;
       this.#closedError = undefined;
       this.#attempt = 0;
+      this.#watchNetwork(true);
       void this.#open();
     }
     return welcome;
@@ -217,6 +218,7 @@ export class RtClient extends Emitter<ClientEvents> {
 
   /** Closes the connection (1000) and stops; pending requests fail with `closed`. `connect()` starts again. */
   close(): void {
+    this.#watchNetwork(false);
     const ws = this.#ws;
     const wasStarted = this.#started;
     this.#started = false;
@@ -289,6 +291,15 @@ export class RtClient extends Emitter<ClientEvents> {
   }
 
   // ---- connection ----
+
+  /** In a browser, the network coming back (the `online` event) ends the wait before a reconnect. */
+  readonly #onNetwork = () => this.reconnectNow();
+
+  #watchNetwork(on: boolean): void {
+    const target = globalThis as { addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void };
+    if (on) target.addEventListener?.('online', this.#onNetwork);
+    else target.removeEventListener?.('online', this.#onNetwork);
+  }
 
   async #open(): Promise<void> {
     if (this.#timers.reconnect !== undefined) clearTimeout(this.#timers.reconnect);
@@ -366,6 +377,7 @@ export class RtClient extends Emitter<ClientEvents> {
   /** Stops for good (until connect()): requests fail with `error`. */
   #stop(code: number, reason: string, error: RtError): void {
     this.#started = false;
+    this.#watchNetwork(false);
     this.#closedError = error;
     this.#halt(error);
     this.#setState('offline', { code, reason, error });

@@ -168,7 +168,7 @@ class ChatView {
 
     room.on('message', (m) => {
       this.addMessage(view, m);
-      if (view !== this.current || document.hidden) {
+      if (view !== this.current) {
         view.unseen++;
         this.renderRooms();
       }

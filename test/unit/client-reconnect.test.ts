@@ -175,6 +175,26 @@ describe('reconnect by close code', () => {
     await expect(client.room('lobby').join()).rejects.toMatchObject({ code: 'closed' });
   });
 
+  it("in a browser, the network coming back ('online' event) skips the wait", async () => {
+    const listeners = new Map<string, () => void>();
+    vi.stubGlobal('addEventListener', (type: string, fn: () => void) => listeners.set(type, fn));
+    vi.stubGlobal('removeEventListener', (type: string, fn: () => void) => listeners.get(type) === fn && listeners.delete(type));
+    try {
+      const { client } = makeClient({ random: () => 0.999, reconnect: { baseMs: 20_000 } });
+      const ws = await online(client);
+      ws.serverClose(1006);
+      await tick();
+      expect(FakeWebSocket.instances).toHaveLength(1);
+      listeners.get('online')!();
+      await tick();
+      expect(FakeWebSocket.instances).toHaveLength(2);
+      client.close();
+      expect(listeners.has('online')).toBe(false);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
   it('reconnectNow skips the wait', async () => {
     const { client } = makeClient({ random: () => 0.999 });
     const ws = await online(client);
