@@ -10,6 +10,7 @@ import {
   type PresenceMember,
   type Store,
   type StoreOptions,
+  type StoredNotification,
 } from './store.ts';
 
 /**
@@ -24,7 +25,9 @@ import {
  * - a session disappears `SESSION_TTL_MS` after it was last created, resumed, given a room, detached
  *   or leased, or its gateway renewed it (`nodeAlive`, every `SESSION_TTL_MS / 2`): the same safety
  *   net as the Redis keys' TTL, for sessions nobody sweeps;
- * - a room's typing entries disappear `TYPING_SLACK_MS` after the latest expiry, swept or not.
+ * - a room's typing entries disappear `TYPING_SLACK_MS` after the latest expiry, swept or not;
+ * - a user keeps at most `notificationsMax` notifications (the oldest by `ts` are dropped), all of
+ *   them gone `notificationsTtlMs` after the last add that stored one.
  * Expiry is checked lazily on every access, so results are exact; an unref'd periodic sweep frees
  * what is never accessed again. Every method runs synchronously to completion inside its promise,
  * which is what makes each one atomic here.
@@ -45,13 +48,14 @@ export class MemoryStore implements Store {
   private readonly nodes = new Map<string, GatewayNode>();
   private readonly typing = new Map<string, RoomTyping>();
   private readonly tickets = new Map<string, { data: string; expiresAt: number }>();
+  private readonly notifications = new Map<string, UserNotifications>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
   constructor(opts: Partial<StoreOptions> = {}) {
     this.opts = checkedOptions({ ...defaultStoreOptions, ...opts });
     // Often enough that expired rooms do not pile up, rarely enough to cost nothing when idle.
-    const every = Math.min(60_000, Math.max(1000, Math.min(this.opts.historyTtlMs, this.opts.dedupeTtlMs)));
+    const every = Math.min(60_000, Math.max(1000, Math.min(this.opts.historyTtlMs, this.opts.dedupeTtlMs, this.opts.notificationsTtlMs)));
     this.sweeper = setInterval(() => this.sweep(), every);
     this.sweeper.unref();
   }
@@ -301,6 +305,70 @@ export class MemoryStore implements Store {
     return out;
   }
 
+  async notificationsAdd(items: { userId: string; notification: StoredNotification }[]): Promise<number[]> {
+    this.open();
+    // Checked first: a bad item rejects the call before anything is stored.
+    const bodies = items.map(({ notification }) => ({ body: notificationBody(notification), at: notificationTime(notification) }));
+    const now = Date.now();
+    return items.map(({ userId }, i) => {
+      const { body, at } = bodies[i]!;
+      let u = this.liveNotifications(userId, now);
+      if (u?.byId.has(body.id)) return u.unread.size;
+      if (!u) {
+        u = { byId: new Map(), order: [], unread: new Set(), expiresAt: 0 };
+        this.notifications.set(userId, u);
+      }
+      u.byId.set(body.id, body);
+      insertOrdered(u.order, { id: body.id, at });
+      u.unread.add(body.id);
+      const over = u.order.length - this.opts.notificationsMax;
+      if (over > 0) {
+        for (const { id } of u.order.splice(0, over)) {
+          u.byId.delete(id);
+          u.unread.delete(id);
+        }
+      }
+      u.expiresAt = now + this.opts.notificationsTtlMs;
+      return u.unread.size;
+    });
+  }
+
+  async notificationsList(userId: string, query: { limit: number; unreadOnly?: boolean }): Promise<{ items: StoredNotification[]; unread: number }> {
+    this.open();
+    const u = this.liveNotifications(userId, Date.now());
+    if (!u) return { items: [], unread: 0 };
+    const limit = listLimit(query.limit);
+    const items: StoredNotification[] = [];
+    for (let i = u.order.length - 1; i >= 0 && items.length < limit; i--) {
+      const { id } = u.order[i]!;
+      const read = !u.unread.has(id);
+      if (read && query.unreadOnly) continue;
+      items.push({ ...u.byId.get(id)!, read });
+      // Every unread one found: what is left is read.
+      if (query.unreadOnly && items.length === u.unread.size) break;
+    }
+    return { items, unread: u.unread.size };
+  }
+
+  async notificationsRead(userId: string, which: { ids: string[] } | { all: true }): Promise<{ changed: string[]; unread: number }> {
+    this.open();
+    const u = this.liveNotifications(userId, Date.now());
+    if (!u) return { changed: [], unread: 0 };
+    let changed: string[];
+    if ('all' in which) {
+      changed = [...u.unread];
+      u.unread.clear();
+    } else {
+      changed = which.ids.filter((id) => u.unread.delete(id));
+    }
+    return { changed, unread: u.unread.size };
+  }
+
+  async notificationsUnread(userId: string): Promise<number> {
+    this.open();
+    return this.liveNotifications(userId, Date.now())?.unread.size ?? 0;
+  }
+
   async ticketPut(ticket: string, data: string, ttlMs: number): Promise<void> {
     this.open();
     this.tickets.set(ticket, { data, expiresAt: Date.now() + ttlMs });
@@ -328,6 +396,7 @@ export class MemoryStore implements Store {
     this.nodes.clear();
     this.typing.clear();
     this.tickets.clear();
+    this.notifications.clear();
   }
 
   /** Frees everything expired. Lazy checks already hide it; this bounds memory. */
@@ -338,6 +407,7 @@ export class MemoryStore implements Store {
     for (const [sid, sess] of this.sessions) if (sess.expiresAt <= now) this.dropSession(sid);
     for (const [room, t] of this.typing) if (t.expiresAt <= now) this.typing.delete(room);
     for (const [ticket, t] of this.tickets) if (t.expiresAt <= now) this.tickets.delete(ticket);
+    for (const [user, n] of this.notifications) if (n.expiresAt <= now) this.notifications.delete(user);
     for (const [id, d] of this.dedupe) {
       if (d.expiresAt > now) break;
       this.dedupe.delete(id);
@@ -411,6 +481,15 @@ export class MemoryStore implements Store {
     return t;
   }
 
+  private liveNotifications(userId: string, now: number): UserNotifications | undefined {
+    const n = this.notifications.get(userId);
+    if (n && n.expiresAt <= now) {
+      this.notifications.delete(userId);
+      return undefined;
+    }
+    return n;
+  }
+
   private livePresence(room: string, now: number): RoomPresence | undefined {
     const p = this.presence.get(room);
     if (p && p.expiresAt <= now) {
@@ -470,6 +549,19 @@ interface RoomTyping {
   expiresAt: number;
 }
 
+interface UserNotifications {
+  /** The notifications without `read`, by id (Redis: `nitems`). */
+  byId: Map<string, NotificationBody>;
+  /** Oldest first, in the order of the Redis zset `norder`: see `byAge`. */
+  order: { id: string; at: number }[];
+  /** Ids not read yet (Redis: `nunread`): its size is the unread count. */
+  unread: Set<string>;
+  expiresAt: number;
+}
+
+/** A notification as stored: everything but `read`, which is membership of the unread set. */
+export type NotificationBody = Omit<StoredNotification, 'read'>;
+
 /** A session's safety-net lifetime: see the class comment. */
 export const SESSION_TTL_MS = 24 * 3600_000;
 /** At most this many sessions of dead gateways are detached per `sweepSessions` call. */
@@ -512,9 +604,54 @@ function dedupeId(room: string, key: string): string {
   return `${room.length}:${room}${key}`;
 }
 
+/**
+ * The stored fields of a notification, always built the same way (same keys, same order) so both
+ * stores return equal objects; anything else the caller's object carries is not stored.
+ */
+export function notificationBody(n: StoredNotification): NotificationBody {
+  return { id: n.id, kind: n.kind, title: n.title, body: n.body, ...(n.url !== undefined ? { url: n.url } : {}), ts: n.ts };
+}
+
+/** The time a notification is ordered by: `ts` in ms. A `ts` that is not a date is a caller's bug. */
+export function notificationTime(n: StoredNotification): number {
+  const at = Date.parse(n.ts);
+  if (!Number.isFinite(at)) throw new RangeError(`notification ${JSON.stringify(n.id)}: ts is not a date: ${JSON.stringify(n.ts)}`);
+  return at;
+}
+
+/** A list `limit` as a whole number ≥ 0 (NaN: 0; Infinity: everything). */
+export function listLimit(limit: number): number {
+  return Math.max(0, Math.min(Math.floor(limit) || 0, 2 ** 31 - 1));
+}
+
+/**
+ * The order of a user's notifications, oldest first: by time, then by id as Redis orders equal
+ * scores in a zset (bytewise on UTF-8, which is code point order, not UTF-16 code unit order).
+ */
+function byAge(a: { id: string; at: number }, b: { id: string; at: number }): number {
+  return a.at - b.at || Buffer.compare(Buffer.from(a.id), Buffer.from(b.id));
+}
+
+/** Inserts into an array kept in `byAge` order; a new notification usually goes last, in O(1). */
+function insertOrdered(order: { id: string; at: number }[], e: { id: string; at: number }): void {
+  const last = order[order.length - 1];
+  if (!last || byAge(last, e) < 0) {
+    order.push(e);
+    return;
+  }
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (byAge(order[mid]!, e) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  order.splice(lo, 0, e);
+}
+
 /** Rejects options that would make the limits meaningless (a cap of 0, a negative TTL). */
 export function checkedOptions(o: StoreOptions): StoreOptions {
-  for (const k of ['historyMax', 'historyTtlMs', 'dedupeTtlMs'] as const) {
+  for (const k of ['historyMax', 'historyTtlMs', 'dedupeTtlMs', 'notificationsMax', 'notificationsTtlMs'] as const) {
     if (!Number.isSafeInteger(o[k]) || o[k] < 1) throw new RangeError(`store option ${k} must be a whole number ≥ 1, got ${o[k]}`);
   }
   return o;

@@ -3,7 +3,17 @@ import { Redis } from 'ioredis';
 import type { User } from './protocol/schemas.ts';
 import { RtError } from './errors.ts';
 import { randomId } from './ids.ts';
-import { byCodeUnit, checkedOptions, NODE_SWEEP_BATCH, SESSION_TTL_MS, TYPING_SLACK_MS } from './store-memory.ts';
+import {
+  byCodeUnit,
+  checkedOptions,
+  listLimit,
+  notificationBody,
+  notificationTime,
+  NODE_SWEEP_BATCH,
+  SESSION_TTL_MS,
+  TYPING_SLACK_MS,
+  type NotificationBody,
+} from './store-memory.ts';
 import {
   defaultStoreOptions,
   type AppendEntry,
@@ -14,6 +24,7 @@ import {
   type PresenceMember,
   type Store,
   type StoreOptions,
+  type StoredNotification,
 } from './store.ts';
 
 export interface RedisStoreOptions extends Partial<StoreOptions> {
@@ -25,7 +36,8 @@ export interface RedisStoreOptions extends Partial<StoreOptions> {
 
 /**
  * The Store on Redis (standalone, or Cluster-ready: all keys of a room share a hash tag). One Lua
- * script per atomic step, in `shared/redis/*.lua`, one Redis round trip per call.
+ * script per atomic step, in `shared/redis/*.lua`, one Redis round trip per call (a bulk
+ * `notificationsAdd`: one per NOTIFICATIONS_PIPELINE users).
  *
  * Keys of room R (`<p>` is the key prefix; R is escaped so that `{`, `}` and `%` cannot end the tag):
  *   <p>{r:R}:meta      hash   seq, epoch                     TTL historyTtlMs, refreshed by append
@@ -67,6 +79,16 @@ export interface RedisStoreOptions extends Partial<StoreOptions> {
  * not name session x's rooms set. All times are Redis's (`TIME` in the scripts), so the workers'
  * clocks do not matter.
  *
+ * Keys of user U's notifications (U escaped like room names; all three share one TTL,
+ * notificationsTtlMs, set by every add that stores a notification, never by reads):
+ *   <p>{u:U}:nitems    hash   id → JSON of the notification without `read`     ≤ notificationsMax
+ *   <p>{u:U}:norder    zset   id → ts ms (newest = highest; equal ts by id)     ≤ notificationsMax
+ *   <p>{u:U}:nunread   set    ids not read yet (⊆ nitems): SCARD is the unread count, `read` in a
+ *                             listed notification is "not a member"
+ * Each user is in its own slot, so a bulk add cannot be one script: it is one `notifications_add`
+ * call per (user, notification), sent in pipelines of NOTIFICATIONS_PIPELINE commands, one after
+ * the other (20 round trips for 10,000 users; `stats.pipelines` counts them).
+ *
  * Failure: while Redis is unreachable every call rejects with `RtError('unavailable')` within about
  * `commandTimeoutMs` (usually much sooner), never hangs, and the client reconnects by itself. A call
  * that rejected that way may still have been applied (the command may have reached Redis before the
@@ -78,6 +100,7 @@ export class RedisStore implements Store {
   private readonly scripts: Scripts;
   private readonly opts: StoreOptions;
   private readonly prefix: string;
+  private readonly counters = { pipelines: 0 };
 
   constructor(redisUrl: string, opts: RedisStoreOptions = {}) {
     const { keyPrefix = 'rt:', commandTimeoutMs = 3000, ...storeOpts } = opts;
@@ -246,6 +269,61 @@ export class RedisStore implements Store {
     return out;
   }
 
+  /** What this store has done, for tests and metrics: `pipelines` sent (by `notificationsAdd`). */
+  get stats(): { readonly pipelines: number } {
+    return { ...this.counters };
+  }
+
+  async notificationsAdd(items: { userId: string; notification: StoredNotification }[]): Promise<number[]> {
+    const o = this.opts;
+    // Everything is checked and encoded before the first pipeline: a bad item stores nothing.
+    const calls = items.map(({ userId, notification }) => {
+      const k = this.notificationKeys(userId);
+      const at = notificationTime(notification);
+      return [3, k.items, k.order, k.unread, notification.id, JSON.stringify(notificationBody(notification)), at, o.notificationsMax, o.notificationsTtlMs] as const;
+    });
+    const out: number[] = [];
+    for (let i = 0; i < calls.length; i += NOTIFICATIONS_PIPELINE) {
+      const pipeline = this.redis.pipeline() as unknown as ScriptPipeline;
+      for (const args of calls.slice(i, i + NOTIFICATIONS_PIPELINE)) pipeline.rt_notifications_add(...args);
+      this.counters.pipelines += 1;
+      const replies = await this.call(pipeline.exec());
+      // Each command succeeds or fails on its own inside a pipeline: the first failure rejects the
+      // call (the earlier users have their notification; a retry with the same ids is harmless).
+      if (!replies || replies.length !== Math.min(NOTIFICATIONS_PIPELINE, calls.length - i)) {
+        throw new Error(`redis: a pipeline of notifications_add answered ${replies?.length ?? 'nothing'}`);
+      }
+      for (const [err, unread] of replies) {
+        if (err) throw mapError(err);
+        out.push(unread as number);
+      }
+    }
+    return out;
+  }
+
+  async notificationsList(userId: string, query: { limit: number; unreadOnly?: boolean }): Promise<{ items: StoredNotification[]; unread: number }> {
+    const k = this.notificationKeys(userId);
+    const [unread, ...flat] = await this.call(
+      this.scripts.rt_notifications_list(3, k.items, k.order, k.unread, listLimit(query.limit), query.unreadOnly ? '1' : '0'),
+    );
+    const items: StoredNotification[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      items.push({ ...(JSON.parse(flat[i] as string) as NotificationBody), read: flat[i + 1] === 1 });
+    }
+    return { items, unread: unread as number };
+  }
+
+  async notificationsRead(userId: string, which: { ids: string[] } | { all: true }): Promise<{ changed: string[]; unread: number }> {
+    const k = this.notificationKeys(userId);
+    const args = 'all' in which ? ['1'] : ['0', ...which.ids];
+    const [unread, ...changed] = await this.call(this.scripts.rt_notifications_read(1, k.unread, ...args));
+    return { changed, unread };
+  }
+
+  async notificationsUnread(userId: string): Promise<number> {
+    return this.call(this.redis.scard(this.notificationKeys(userId).unread));
+  }
+
   async ticketPut(ticket: string, data: string, ttlMs: number): Promise<void> {
     await this.call(this.redis.set(this.ticketKey(ticket), data, 'PX', Math.max(1, Math.floor(ttlMs))));
   }
@@ -292,6 +370,11 @@ export class RedisStore implements Store {
     };
   }
 
+  private notificationKeys(userId: string) {
+    const tag = `${this.prefix}{u:${escapeTag(userId)}}`;
+    return { items: `${tag}:nitems`, order: `${tag}:norder`, unread: `${tag}:nunread` };
+  }
+
   private sessionKeys(sessionId: string) {
     const base = `${this.prefix}{s}:`;
     return {
@@ -313,17 +396,24 @@ export class RedisStore implements Store {
     try {
       return await p;
     } catch (err) {
-      if (isUnavailable(err)) throw new RtError('unavailable', `redis: ${(err as Error).message}`);
-      throw err;
+      throw mapError(err);
     }
   }
+}
+
+function mapError(err: unknown): unknown {
+  return isUnavailable(err) ? new RtError('unavailable', `redis: ${(err as Error).message}`) : err;
 }
 
 const SCRIPTS = [
   'append', 'history', 'presence_add', 'presence_remove',
   'session_create', 'session_resume', 'session_room', 'session_detach', 'node_alive', 'sweep_sessions', 'session_reaped',
   'typing_set', 'typing_index', 'typing_due', 'typing_done',
+  'notifications_add', 'notifications_list', 'notifications_read',
 ] as const;
+
+/** Commands per pipeline of a bulk `notificationsAdd`: few round trips, bounded buffers. */
+const NOTIFICATIONS_PIPELINE = 500;
 
 /** How long a sweeper holds the rooms it is expiring; if it dies, their `typing` events are that late. */
 const TYPING_LEASE_MS = 3000;
@@ -346,6 +436,14 @@ interface Scripts {
   rt_typing_index(numKeys: number, ...args: Args): Promise<number>;
   rt_typing_due(numKeys: number, ...args: Args): Promise<[string, ...string[]]>;
   rt_typing_done(numKeys: number, ...args: Args): Promise<number>;
+  rt_notifications_list(numKeys: number, ...args: Args): Promise<[number, ...(string | number)[]]>;
+  rt_notifications_read(numKeys: number, ...args: Args): Promise<[number, ...string[]]>;
+}
+
+/** A pipeline with the scripts defined on the client; `exec` gives each command's error or reply. */
+interface ScriptPipeline {
+  rt_notifications_add(numKeys: number, ...args: Args): ScriptPipeline;
+  exec(): Promise<[Error | null, unknown][] | null>;
 }
 
 /** changed (0|1), next expiry ('' when nobody types), then userId, name pairs. */
@@ -367,8 +465,9 @@ function isUnavailable(err: unknown): boolean {
 }
 
 /**
- * Room names go inside the hash tag `{r:…}`; a `}` in a name would end the tag early and could make
- * two rooms' keys meet, so `%`, `{` and `}` are percent-escaped (an injective mapping).
+ * Room names and user ids go inside a hash tag (`{r:…}`, `{u:…}`); a `}` would end the tag early,
+ * which could make two rooms' keys meet and would put user "a}b" in user "a"'s slot, so `%`, `{`
+ * and `}` are percent-escaped (an injective mapping).
  */
 function escapeTag(room: string): string {
   return room.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);

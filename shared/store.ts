@@ -145,6 +145,47 @@ export interface Store {
    */
   sweepTyping(limit: number): Promise<{ room: string; users: User[] }[]>;
 
+  // ── Notifications ─────────────────────────────────────────────────────────────────────────
+  // Per user, newest first, at most `notificationsMax` (the oldest are dropped past it), expiring
+  // `notificationsTtlMs` after the user's last new notification. The unread count is exact and
+  // read in O(1).
+  //
+  // Order: by `ts` (to the millisecond), newest first; equal `ts` by id, the higher (by code point)
+  // first. "Oldest" for the cap is the other end of the same order, so a notification older than
+  // all of a full user's is dropped as it is added. Expiry: an add that stores something restarts
+  // the user's TTL; duplicates, lists and reads never do, and reads never bring an expired user
+  // back. Each single-user step (one user's add, a list, a read) is atomic.
+
+  /**
+   * Stores notifications for many users at once (a bulk send to 10,000 users is a handful of
+   * round trips, not 10,000) and returns each user's unread count after the add, in input order.
+   * Adding a notification whose id the user already has changes nothing (content, read state and
+   * expiry stay): so a retry is harmless. A new notification is unread whatever its `read` says.
+   * A user may appear several times; the items are applied in order ([a, b, a] with new ids
+   * gives [1, 1, 2] for empty users). An item whose `ts` is not a date rejects the call before
+   * anything is stored. Failure: a rejected call (`unavailable`) may have stored the notifications
+   * of some users and not of others; retry the whole call with the same ids.
+   */
+  notificationsAdd(items: { userId: string; notification: StoredNotification }[]): Promise<number[]>;
+
+  /**
+   * The user's latest `limit` notifications, newest first (`unreadOnly`: the latest `limit` unread
+   * ones, however many read ones are newer), each with `read`, and the unread count. A user with
+   * none (never had any, or expired) gets `{ items: [], unread: 0 }`.
+   */
+  notificationsList(userId: string, query: { limit: number; unreadOnly?: boolean }): Promise<{ items: StoredNotification[]; unread: number }>;
+
+  /**
+   * Marks notifications read: the given ids (unknown ones are ignored) or all of them. `changed`
+   * lists the ids that were unread before this call; `unread` is the count after it.
+   * `changed` holds each id once, in the order given (with `all`: in no particular order); an
+   * empty `changed` means nothing changed, so there is nothing to tell the user's other connections.
+   */
+  notificationsRead(userId: string, which: { ids: string[] } | { all: true }): Promise<{ changed: string[]; unread: number }>;
+
+  /** The user's unread count (0 for a user without notifications), in O(1). */
+  notificationsUnread(userId: string): Promise<number>;
+
   // ── Tickets ───────────────────────────────────────────────────────────────────────────────
 
   /** Stores a one-time ticket with its data for `ttlMs`. */
@@ -164,6 +205,10 @@ export interface Store {
 export interface StoreOptions {
   /** Messages kept per room (default 1000). */
   historyMax: number;
+  /** Notifications kept per user (default 500). */
+  notificationsMax: number;
+  /** How long a user's notifications live after the last new one (default 30 days). */
+  notificationsTtlMs: number;
   /** How long a room's history lives after its last message (default 24 h). */
   historyTtlMs: number;
   /** How long a publish's client message id is remembered (default 10 min). */
@@ -172,6 +217,8 @@ export interface StoreOptions {
 
 export const defaultStoreOptions: StoreOptions = {
   historyMax: 1000,
+  notificationsMax: 500,
+  notificationsTtlMs: 30 * 24 * 3600_000,
   historyTtlMs: 24 * 3600_000,
   dedupeTtlMs: 10 * 60_000,
 };
@@ -204,6 +251,20 @@ export interface HistoryPage {
   oldest: number;
   /** Entries as appended (`head + seq + tail`), oldest first. */
   entries: string[];
+}
+
+export type NotificationKind = 'info' | 'success' | 'warning' | 'error';
+
+/** A notification as stored and as sent to clients (`notification.notification`). */
+export interface StoredNotification {
+  id: string;
+  kind: NotificationKind;
+  title: string;
+  body: string;
+  url?: string;
+  /** ISO 8601. */
+  ts: string;
+  read: boolean;
 }
 
 export interface ExpiredSession {
