@@ -48,9 +48,13 @@ export async function startAllInOne(cfg: Config, opts: StartOptions = {}): Promi
   const nodeId = cfg.nodeId ?? defaultNodeId();
   const bus = await openBus(cfg, `rt-${nodeId}`);
   const store = openStore(cfg);
-  const worker = new Worker(bus, store, log.child({ role: 'worker' }), { replayMax: cfg.replayMax, sessionGraceMs: cfg.sessionGraceMs });
+  const worker = new Worker(bus, store, log.child({ role: 'worker' }), {
+    replayMax: cfg.replayMax,
+    sessionGraceMs: cfg.sessionGraceMs,
+    processMetrics: false,
+  });
   worker.start();
-  const gateway = new Gateway({ bus, config: cfg, log: log.child({ role: 'gateway', node: nodeId }), nodeId });
+  const gateway = new Gateway({ bus, config: cfg, log: log.child({ role: 'gateway', node: nodeId }), nodeId, extraRegistries: [worker.registry] });
   const port = await gateway.listen(cfg.host, cfg.port);
   log.info({ port, node: nodeId, mode: cfg.natsUrl ? 'cluster member' : 'embedded' }, `rt listening on http://localhost:${port} (WebSocket ws://localhost:${port}/ws)`);
   return {
@@ -96,7 +100,7 @@ export async function startWorker(cfg: Config, opts: StartOptions = {}): Promise
   worker.start();
   await bus.flush();
   let http: WorkerHttp | undefined;
-  if (cfg.metricsPort !== undefined) http = await startWorkerHttp(cfg.host, cfg.metricsPort, bus, store);
+  if (cfg.metricsPort !== undefined) http = await startWorkerHttp(cfg.host, cfg.metricsPort, bus, store, worker.registry);
   log.info({ worker: worker.id, metricsPort: http?.port }, 'worker serving requests');
   return {
     port: http?.port ?? 0,

@@ -8,18 +8,21 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type * as UWS from 'uWebSockets.js';
 import type { Config } from '../shared/config.ts';
 import { RtError } from '../shared/errors.ts';
-import { ROOM_PATTERN, RoomMessageCreate } from '../shared/protocol/schemas.ts';
+import { NotificationCreate, ROOM_PATTERN, RoomMessageCreate } from '../shared/protocol/schemas.ts';
 import { Exchange } from './http.ts';
 
 const roomPattern = new RegExp(ROOM_PATTERN);
 const checkMessage = TypeCompiler.Compile(RoomMessageCreate);
+const checkNotification = TypeCompiler.Compile(NotificationCreate);
+/** A bulk send to 10,000 users stores and publishes 10,000 notifications: more than a request's usual time. */
+const NOTIFY_TIMEOUT_MS = 60_000;
 const SERVER_USER = { id: 'server', name: 'server' };
 const decoder = new TextDecoder();
 
 export interface ApiDeps {
   cfg: Config;
   /** Sends a request to a worker as `user` and resolves with the worker's answer frame. */
-  ask(user: { id: string; name: string }, frame: Record<string, unknown>): Promise<Uint8Array>;
+  ask(user: { id: string; name: string }, frame: Record<string, unknown>, timeoutMs?: number): Promise<Uint8Array>;
 }
 
 function digest(s: string): Buffer {
@@ -34,21 +37,41 @@ export function apiKeyMatches(authorization: string, apiKey: string): boolean {
 
 export function registerServerApi(app: UWS.TemplatedApp, deps: ApiDeps): void {
   const { cfg } = deps;
-  /** Checks the key and the room, then runs `handle`; answers whatever it throws. */
-  const route = (handle: (ex: Exchange, room: string) => Promise<void>) => (res: UWS.HttpResponse, req: UWS.HttpRequest) => {
-    const ex = new Exchange(res);
-    const authorization = req.getHeader('authorization');
-    let room: string;
-    try {
-      room = decodeURIComponent(req.getParameter(0) ?? '');
-    } catch {
-      room = '';
-    }
-    if (!cfg.apiKey) return ex.error('forbidden', 'the server API is off: set API_KEY to enable it');
-    if (!apiKeyMatches(authorization, cfg.apiKey)) return ex.error('unauthorized', 'Authorization: Bearer <API_KEY> is required');
-    if (!roomPattern.test(room)) return ex.error('bad_request', 'invalid room name: [A-Za-z0-9_.:-]{1,128}');
-    handle(ex, room).catch((err: unknown) => ex.fail(err));
-  };
+  /** Checks the key (and the room of a room route), then runs `handle`; answers whatever it throws. */
+  const route =
+    (handle: (ex: Exchange, room: string) => Promise<void>, roomRoute = true) =>
+    (res: UWS.HttpResponse, req: UWS.HttpRequest) => {
+      const ex = new Exchange(res);
+      const authorization = req.getHeader('authorization');
+      let room = '';
+      if (roomRoute) {
+        try {
+          room = decodeURIComponent(req.getParameter(0) ?? '');
+        } catch {
+          room = '';
+        }
+      }
+      if (!cfg.apiKey) return ex.error('forbidden', 'the server API is off: set API_KEY to enable it');
+      if (!apiKeyMatches(authorization, cfg.apiKey)) return ex.error('unauthorized', 'Authorization: Bearer <API_KEY> is required');
+      if (roomRoute && !roomPattern.test(room)) return ex.error('bad_request', 'invalid room name: [A-Za-z0-9_.:-]{1,128}');
+      handle(ex, room).catch((err: unknown) => ex.fail(err));
+    };
+
+  app.post(
+    '/api/notifications',
+    route(async (ex) => {
+      const body = await ex.jsonBody(cfg.maxBodyBytes);
+      if (!checkNotification.Check(body)) {
+        const first = checkNotification.Errors(body).First();
+        throw new RtError('bad_request', `${first?.path || '/'}: ${first?.message ?? 'invalid'}`);
+      }
+      if ((body.userId === undefined) === (body.userIds === undefined)) throw new RtError('bad_request', 'give exactly one of userId and userIds');
+      const userIds = body.userIds ?? [body.userId!];
+      const frame = { type: '$notify', userIds, kind: body.kind, title: body.title, body: body.body, url: body.url };
+      const answer = parse(await deps.ask(SERVER_USER, frame, Math.max(cfg.requestTimeoutMs, NOTIFY_TIMEOUT_MS)));
+      ex.json(202, { ids: answer.ids });
+    }, false),
+  );
 
   app.post(
     '/api/rooms/:room/messages',

@@ -9,7 +9,7 @@
 import type * as UWS from 'uWebSockets.js';
 import { subjects, BusError, type Bus, type BusSubscription } from '../shared/bus.ts';
 import type { Config } from '../shared/config.ts';
-import { envelopeHeader } from '../shared/envelope.ts';
+import { envelopeHeader, readUserEventHeader } from '../shared/envelope.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
 import { RtError, errorFrame } from '../shared/errors.ts';
@@ -18,6 +18,8 @@ import type { MessageEvent, RequestOf, User } from '../shared/protocol/schemas.t
 import { parseRequest } from '../shared/protocol/validate.ts';
 import { asyncApiDocument } from '../shared/protocol/asyncapi.ts';
 import { loadNativeUws } from '../shared/uws.ts';
+import { Histogram, type Registry } from 'prom-client';
+import { LATENCY_BUCKETS, Tally, createRegistry, metricsText, scrapedCounter, scrapedGauge } from '../shared/metrics.ts';
 import { AuthError, Authenticator, mayJoin, tokenFrom, type Identity } from './auth.ts';
 import { registerServerApi } from './api.ts';
 import { Exchange } from './http.ts';
@@ -54,6 +56,24 @@ const MAX_EARLY_FRAMES = 32;
 /** How often the gateway tells the workers it is alive (their sweeps declare it dead after 6 s). */
 const ALIVE_INTERVAL_MS = 2_000;
 
+/** Counts kept on the hot paths as plain numbers; Prometheus reads them when it scrapes. */
+class GatewayStats {
+  readonly received = new Tally();
+  readonly connects = new Tally();
+  readonly authFailures = new Tally();
+  sent = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  drops = 0;
+
+  /** Accounts one send to one socket (uWS answers 2 when the frame was dropped for backpressure). */
+  sentOne(frame: Uint8Array | string, result: number): void {
+    this.sent++;
+    this.bytesOut += frame.length;
+    if (result === 2) this.drops++;
+  }
+}
+
 /** One client connection. Also the member a RoomStream attaches. */
 class Conn implements StreamMember {
   closed = false;
@@ -75,6 +95,7 @@ class Conn implements StreamMember {
     public identity: Identity,
     readonly node: string,
     readonly limiter: ConnectionLimiter | undefined,
+    private readonly stats: GatewayStats,
   ) {
     this.user = identity.user;
     this.header = envelopeHeader(id, node, this.user);
@@ -88,12 +109,12 @@ class Conn implements StreamMember {
   }
   send(frame: Uint8Array | string): void {
     if (this.closed) return;
-    this.ws.send(frame, false);
+    this.stats.sentOne(frame, this.ws.send(frame, false));
   }
   /** Sends from outside a uWS callback (after an await): corked into one write. */
   sendLater(frame: Uint8Array | string): void {
     if (this.closed) return;
-    this.ws.cork(() => this.ws.send(frame, false));
+    this.ws.cork(() => this.stats.sentOne(frame, this.ws.send(frame, false)));
   }
 }
 
@@ -102,6 +123,8 @@ export interface GatewayOptions {
   config: Config;
   log: Logger;
   nodeId: string;
+  /** More metrics for this gateway's /metrics (the embedded mode's worker). */
+  extraRegistries?: Registry[];
 }
 
 export class Gateway {
@@ -110,10 +133,12 @@ export class Gateway {
   private readonly app: UWS.TemplatedApp;
   private listenSocket: UWS.us_listen_socket | undefined;
   private readonly conns = new Set<Conn>();
+  private readonly connsById = new Map<string, Conn>();
   private readonly streams = new Map<string, RoomStream>();
   private readonly streamSubs = new Map<RoomStream, BusSubscription>();
   private readonly users = new Map<string, { refs: number; sub: BusSubscription }>();
   private draining = false;
+  private closing: Promise<void> | undefined;
   private readonly aliveTimer: NodeJS.Timeout;
   private readonly bus: Bus;
   private readonly cfg: Config;
@@ -124,26 +149,36 @@ export class Gateway {
   private readonly proxies: TrustedProxies;
   private readonly addressLimiter: AddressLimiter | undefined;
   private readonly allowedOrigins: Set<string> | undefined;
-  /** Counters read by tests and, later, metrics. */
-  readonly stats = { dropped: 0, backpressured: 0 };
+  private readonly stats = new GatewayStats();
+  readonly registry: Registry;
+  private readonly requestDuration: Histogram<'type'>;
+  private readonly extraRegistries: Registry[];
 
   constructor(opts: GatewayOptions) {
     this.bus = opts.bus;
     this.cfg = opts.config;
     this.log = opts.log;
     this.nodeId = opts.nodeId;
+    this.extraRegistries = opts.extraRegistries ?? [];
     this.auth = Authenticator.fromConfig(this.cfg);
     this.proxies = new TrustedProxies(this.cfg.trustedProxies);
     this.addressLimiter = this.cfg.connectRatePerIp > 0 ? new AddressLimiter(this.cfg.connectRatePerIp) : undefined;
     this.allowedOrigins = this.cfg.allowedOrigins?.length ? new Set(this.cfg.allowedOrigins.map((o) => o.toLowerCase())) : undefined;
     this.systemHeader = envelopeHeader(`$gw:${this.nodeId}`, this.nodeId, { id: '$gateway', name: this.nodeId });
     this.streamHost = {
-      publish: (topic, frame) => {
-        this.app.publish(topic, frame, false);
-      },
+      publish: (topic, frame) => this.publish(topic, frame),
       fetchAfter: (room, after, limit) => this.fetchAfter(room, after, limit),
     };
     this.app = this.uws.App();
+    this.registry = createRegistry({ node: this.nodeId });
+    this.requestDuration = new Histogram({
+      name: 'rt_gateway_request_duration_seconds',
+      help: 'Requests forwarded to a worker, from the frame to the answer (gateway → worker → gateway).',
+      labelNames: ['type'],
+      buckets: LATENCY_BUCKETS,
+      registers: [this.registry],
+    });
+    this.defineMetrics();
     this.routes();
     const alive = () => {
       this.request(this.systemHeader + '{"type":"$alive"}}').catch((err: unknown) => {
@@ -153,6 +188,32 @@ export class Gateway {
     alive();
     this.aliveTimer = setInterval(alive, ALIVE_INTERVAL_MS);
     this.aliveTimer.unref();
+  }
+
+  private defineMetrics(): void {
+    const r = this.registry;
+    const st = this.stats;
+    scrapedGauge(r, 'rt_gateway_connections', 'Open WebSocket connections.', () => this.conns.size);
+    scrapedGauge(r, 'rt_gateway_rooms', 'Rooms with local members (bus subscriptions).', () => this.streams.size);
+    scrapedGauge(r, 'rt_gateway_users', 'Users with local connections.', () => this.users.size);
+    scrapedGauge(r, 'rt_gateway_bus_connected', '1 while the message bus is connected.', () => (this.bus.connected ? 1 : 0));
+    scrapedGauge(r, 'rt_gateway_draining', '1 while the gateway drains.', () => (this.draining ? 1 : 0));
+    scrapedCounter(r, 'rt_gateway_connects_total', 'Upgrade attempts by result.', () => st.connects, 'result');
+    scrapedCounter(r, 'rt_gateway_auth_failures_total', 'Connections refused for their credentials, by reason.', () => st.authFailures, 'reason');
+    scrapedCounter(r, 'rt_gateway_messages_received_total', 'Frames received from clients, by type.', () => st.received, 'type');
+    scrapedCounter(r, 'rt_gateway_messages_sent_total', 'Frames sent to clients (a room message counts once per recipient).', () => st.sent);
+    scrapedCounter(r, 'rt_gateway_bytes_received_total', 'Bytes of frames received from clients.', () => st.bytesIn);
+    scrapedCounter(r, 'rt_gateway_bytes_sent_total', 'Bytes of frames sent to clients.', () => st.bytesOut);
+    scrapedCounter(r, 'rt_gateway_backpressure_drops_total', 'Frames uWS dropped because a client was over its backpressure limit.', () => st.drops);
+  }
+
+  /** One frame to every local subscriber of a topic: one uWS publish, counted per recipient. */
+  private publish(topic: string, frame: Uint8Array): void {
+    const n = this.app.numSubscribers(topic);
+    if (n === 0) return;
+    this.app.publish(topic, frame, false);
+    this.stats.sent += n;
+    this.stats.bytesOut += n * frame.length;
   }
 
   get ready(): boolean {
@@ -175,26 +236,44 @@ export class Gateway {
   }
 
   /**
-   * Stops accepting, closes every socket with 1001 (going away) so clients reconnect elsewhere and
-   * resume, and drops all bus subscriptions. The bus itself belongs to the caller.
+   * Drains and stops: `/readyz` answers 503 and upgrades 503 from now on; every socket is closed
+   * with 1001 (going away: reconnect elsewhere and resume), spread evenly over `windowMs` so that
+   * its clients do not all reconnect at the same instant; then the listener closes and the bus
+   * subscriptions are dropped. The bus itself belongs to the caller.
    */
-  async close(): Promise<void> {
+  async close(windowMs = this.cfg.drainMs): Promise<void> {
+    if (this.closing) return this.closing;
     this.draining = true;
-    clearInterval(this.aliveTimer);
-    this.addressLimiter?.close();
-    if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
-    this.listenSocket = undefined;
-    for (const conn of [...this.conns]) {
-      if (!conn.closed) conn.ws.end(CLOSE_CODES.GOING_AWAY.code, 'server shutting down');
-    }
-    for (const [stream, sub] of this.streamSubs) {
-      stream.close();
-      sub.unsubscribe();
-    }
-    this.streamSubs.clear();
-    this.streams.clear();
-    for (const u of this.users.values()) u.sub.unsubscribe();
-    this.users.clear();
+    this.closing = (async () => {
+      clearInterval(this.aliveTimer);
+      this.addressLimiter?.close();
+      const conns = [...this.conns];
+      const started = Date.now();
+      let next = 0;
+      const closeDue = () => {
+        const due = windowMs <= 0 ? conns.length : Math.ceil((conns.length * (Date.now() - started)) / windowMs);
+        for (; next < Math.min(due, conns.length); next++) {
+          const conn = conns[next]!;
+          if (!conn.closed) conn.ws.end(CLOSE_CODES.GOING_AWAY.code, 'server shutting down');
+        }
+      };
+      closeDue();
+      while (next < conns.length) {
+        await new Promise((r) => setTimeout(r, Math.min(50, windowMs)));
+        closeDue();
+      }
+      if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = undefined;
+      for (const [stream, sub] of this.streamSubs) {
+        stream.close();
+        sub.unsubscribe();
+      }
+      this.streamSubs.clear();
+      this.streams.clear();
+      for (const u of this.users.values()) u.sub.unsubscribe();
+      this.users.clear();
+    })();
+    return this.closing;
   }
 
   private routes(): void {
@@ -222,10 +301,21 @@ export class Gateway {
       close: (ws) => this.onClose(ws),
     });
     app.post('/api/tickets', (res, req) => this.createTicket(res, req));
+    app.get('/metrics', (res) => {
+      const ex = new Exchange(res);
+      metricsText([this.registry, ...this.extraRegistries]).then(
+        (text) => {
+          if (ex.aborted) return;
+          ex.aborted = true;
+          res.cork(() => res.writeHeader('content-type', this.registry.contentType).end(text));
+        },
+        (err: unknown) => ex.fail(err),
+      );
+    });
     registerServerApi(app, {
       cfg,
-      ask: (user, frame) =>
-        this.request(envelopeHeader(`$api:${this.nodeId}`, this.nodeId, user) + j(frame) + '}').catch((err: unknown) => {
+      ask: (user, frame, timeoutMs = cfg.requestTimeoutMs) =>
+        this.bus.request(subjects.requests, encoder.encode(envelopeHeader(`$api:${this.nodeId}`, this.nodeId, user) + j(frame) + '}'), timeoutMs).catch((err: unknown) => {
           throw new RtError('unavailable', unavailableMessage(err));
         }),
     });
@@ -257,6 +347,7 @@ export class Gateway {
       req.getHeader('x-real-ip'),
     );
     const refuse = (status: string, code: string, message: string): void => {
+      this.stats.connects.add(code === 'unavailable' ? (this.draining ? 'draining' : 'capacity') : code);
       res.cork(() => res.writeStatus(status).writeHeader('content-type', 'application/json').end(j({ error: { code, message } })));
     };
 
@@ -366,18 +457,23 @@ export class Gateway {
   private open(ws: UWS.WebSocket<UpgradeData>): void {
     const data = ws.getUserData();
     if (!data.identity) {
+      this.stats.connects.add('unauthorized');
+      this.stats.authFailures.add(authFailureReason(data.authError));
       ws.end(CLOSE_CODES.UNAUTHORIZED.code, `unauthorized: ${data.authError ?? 'missing credentials'}`);
       return;
     }
     const perUser = this.cfg.maxConnectionsPerUser;
     if (perUser > 0 && (this.users.get(data.identity.user.id)?.refs ?? 0) >= perUser) {
+      this.stats.connects.add('user_limit');
       ws.end(CLOSE_CODES.POLICY_VIOLATION.code, `too many connections for this user (${perUser})`);
       return;
     }
     const limiter = this.cfg.rateLimitRps > 0 ? new ConnectionLimiter(this.cfg.rateLimitRps, Math.max(1, this.cfg.rateLimitBurst)) : undefined;
-    const conn = new Conn(ws, randomId(12), data.identity, this.nodeId, limiter);
+    this.stats.connects.add('accepted');
+    const conn = new Conn(ws, randomId(12), data.identity, this.nodeId, limiter, this.stats);
     connOf.set(ws, conn);
     this.conns.add(conn);
+    this.connsById.set(conn.id, conn);
     this.watchUser(conn);
     this.armExpiry(conn);
     this.request(conn.header + j({ type: '$open', session: data.session }) + '}').then(
@@ -388,6 +484,7 @@ export class Gateway {
           sessionId: string;
           resumed: boolean;
           rooms: { room: string; seq: number; epoch: string }[];
+          unread: number;
         };
         if (opened.type === 'error') {
           conn.ws.end(CLOSE_CODES.TRY_AGAIN_LATER.code, 'session store unavailable; retry');
@@ -404,7 +501,7 @@ export class Gateway {
               user: conn.user,
               resumed: opened.resumed,
               rooms: opened.rooms,
-              unread: 0,
+              unread: opened.unread,
               heartbeat: this.cfg.heartbeatMs,
             }),
           );
@@ -437,6 +534,7 @@ export class Gateway {
       ws.end(CLOSE_CODES.TOO_LARGE.code, `frame larger than ${this.cfg.maxFrameBytes} bytes`);
       return;
     }
+    this.stats.bytesIn += message.byteLength;
     if (conn.limiter) {
       const verdict = conn.limiter.check();
       if (verdict !== 'ok') {
@@ -458,10 +556,12 @@ export class Gateway {
   private handleText(conn: Conn, text: string): void {
     const parsed = parseRequest(text);
     if (!parsed.ok) {
+      this.stats.received.add('invalid');
       conn.send(errorFrame(parsed.id, parsed.code, parsed.message));
       return;
     }
     const req = parsed.request;
+    this.stats.received.add(req.type);
     switch (req.type) {
       case 'ping':
         conn.send(req.id === undefined ? '{"type":"pong"}' : `{"type":"pong","id":${j(req.id)}}`);
@@ -494,14 +594,18 @@ export class Gateway {
           if (req.typing) conn.typing.add(req.room);
           else conn.typing.delete(req.room);
         }
-        this.forward(conn, req.id, text);
+        this.forward(conn, req.id, text, req.type);
+        return;
+      case 'notifications.list':
+      case 'notifications.read':
+        this.forward(conn, req.id, text, req.type);
         return;
       case 'direct':
         if (this.tooLong(req.content)) {
           conn.send(errorFrame(req.id, 'too_large', `content is longer than ${this.cfg.maxContentChars} characters`));
           return;
         }
-        this.forward(conn, req.id, text);
+        this.forward(conn, req.id, text, req.type);
         return;
     }
   }
@@ -511,12 +615,17 @@ export class Gateway {
   }
 
   /** Sends the frame to a worker and the worker's answer, if any, to the client. */
-  private forward(conn: Conn, id: string | number | undefined, text: string): void {
+  private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other'): void {
+    const timer = this.requestDuration.startTimer({ type });
     this.request(conn.header + text + '}').then(
       (answer) => {
+        timer();
         if (answer.length > 0) conn.sendLater(answer);
       },
-      (err) => conn.sendLater(errorFrame(id, 'unavailable', unavailableMessage(err))),
+      (err) => {
+        timer();
+        conn.sendLater(errorFrame(id, 'unavailable', unavailableMessage(err)));
+      },
     );
   }
 
@@ -590,7 +699,7 @@ export class Gateway {
     conn.ws.unsubscribe(stream.topic);
     stream.detach(conn);
     this.releaseStream(stream);
-    this.forward(conn, req.id, text);
+    this.forward(conn, req.id, text, req.type);
   }
 
   private onClose(ws: UWS.WebSocket<UpgradeData>): void {
@@ -599,6 +708,7 @@ export class Gateway {
     conn.closed = true;
     clearTimeout(conn.expiryTimer);
     this.conns.delete(conn);
+    this.connsById.delete(conn.id);
     const rooms = [...conn.rooms];
     for (const room of rooms) {
       const stream = this.streams.get(room);
@@ -683,7 +793,19 @@ export class Gateway {
     let entry = this.users.get(id);
     if (!entry) {
       const sub = this.bus.subscribe(subjects.user(id), (data) => {
-        this.app.publish(topic, data, false);
+        const h = readUserEventHeader(data);
+        if (!h) return;
+        const frame = data.subarray(h.offset);
+        // ws.publish reaches every subscriber of the topic but that socket itself.
+        const except = h.except === undefined ? undefined : this.connsById.get(h.except);
+        if (except && !except.closed) {
+          const n = this.app.numSubscribers(topic) - 1;
+          except.ws.publish(topic, frame, false);
+          this.stats.sent += n;
+          this.stats.bytesOut += n * frame.length;
+        } else {
+          this.publish(topic, frame);
+        }
       });
       entry = { refs: 0, sub };
       this.users.set(id, entry);
@@ -718,6 +840,17 @@ export class Gateway {
 }
 
 const connOf = new WeakMap<UWS.WebSocket<UpgradeData>, Conn>();
+
+/** A bounded label for rt_gateway_auth_failures_total from a refusal reason. */
+function authFailureReason(reason = ''): string {
+  if (reason.includes('expired')) return 'expired';
+  if (reason.includes('ticket')) return 'ticket';
+  if (reason.includes('missing')) return 'missing';
+  if (reason.includes('anonymous')) return 'anonymous_disabled';
+  if (reason.includes('username')) return 'invalid_username';
+  if (reason.includes('could not be checked')) return 'unavailable';
+  return 'invalid_token';
+}
 
 function unavailableMessage(err: unknown): string {
   if (err instanceof BusError) {

@@ -54,6 +54,7 @@ export const CONFIG_SPEC = {
   MAX_FRAME_BYTES: v({ key: 'maxFrameBytes', kind: 'int', min: 0, default: '65536', description: 'Largest WebSocket frame accepted; larger frames close the connection with 1009. 0: 16 MiB.' }),
   MAX_CONTENT_CHARS: v({ key: 'maxContentChars', kind: 'int', min: 0, default: '4096', description: 'Longest `content` of a message (`too_large` past it). 0: no limit.' }),
   MAX_BODY_BYTES: v({ key: 'maxBodyBytes', kind: 'int', min: 1024, default: '1048576', description: 'Largest HTTP API request body; larger gets 413.' }),
+  DRAIN_MS: v({ key: 'drainMs', kind: 'int', min: 0, default: '5000', description: 'On SIGTERM the gateway reports not ready at once, refuses new connections, and closes its sockets with 1001 spread over this window, so clients do not reconnect all at once.' }),
   METRICS_PORT: v({ key: 'metricsPort', kind: 'int', min: 0, max: 65535, description: 'Worker only: port for `/metrics`, `/healthz` and `/readyz`. Unset: no HTTP listener.' }),
 } as const;
 

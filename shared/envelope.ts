@@ -11,6 +11,11 @@
  * Answer (worker → gateway): the exact frame to send to the client (a `reply` or an `error`), or
  * zero bytes when there is nothing to send.
  *
+ * User event (worker → gateways, on `subjects.user(user)`):
+ *   "<connectionId or ->\n<frame>"
+ * delivered to every connection of the user except the one named (`-`: none), for events the
+ * originating connection already has as its reply (`notifications.read`).
+ *
  * Room event (worker → gateways, on `subjects.room(room)`):
  *   "<seq> <epoch>\n<frame>"
  * `seq` 0 marks events outside the room sequence (presence, typing). The gateway reads the header
@@ -63,4 +68,16 @@ export function readRoomEventHeader(data: Uint8Array): RoomEventHeader | undefin
   const end = data.indexOf(NL, start);
   if (end < 0 || end - start > 64) return undefined;
   return { seq, epoch: latin1.decode(data.subarray(start, end)), offset: end + 1 };
+}
+
+export function encodeUserEvent(frame: string, exceptConnection = '-'): Uint8Array {
+  return encoder.encode(`${exceptConnection}\n${frame}`);
+}
+
+/** Reads a user event: the connection to leave out (undefined for none) and the frame's offset. */
+export function readUserEventHeader(data: Uint8Array): { except: string | undefined; offset: number } | undefined {
+  const end = data.indexOf(NL);
+  if (end < 0 || end > 64) return undefined;
+  const except = latin1.decode(data.subarray(0, end));
+  return { except: except === '-' ? undefined : except, offset: end + 1 };
 }

@@ -1,10 +1,11 @@
 /**
  * The worker's small HTTP listener on METRICS_PORT: `/healthz` (the process is alive), `/readyz`
- * (bus connected and the store answered its last ping) and, later, `/metrics`.
+ * (bus connected and the store answered its last ping) and `/metrics` (Prometheus).
  */
 import { createServer, type Server } from 'node:http';
 import type { Bus } from '../shared/bus.ts';
 import type { Store } from '../shared/store.ts';
+import type { Registry } from 'prom-client';
 
 const PING_EVERY_MS = 2000;
 
@@ -15,7 +16,7 @@ export interface WorkerHttp {
   drain(): void;
 }
 
-export async function startWorkerHttp(host: string, port: number, bus: Bus, store: Store): Promise<WorkerHttp> {
+export async function startWorkerHttp(host: string, port: number, bus: Bus, store: Store, registry: Registry): Promise<WorkerHttp> {
   let storeOk = false;
   let draining = false;
   const check = () =>
@@ -41,6 +42,13 @@ export async function startWorkerHttp(host: string, port: number, bus: Bus, stor
     if (path === '/readyz') {
       const ready = !draining && bus.connected && storeOk;
       return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', bus: bus.connected, store: storeOk, draining });
+    }
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        () => json(500, { error: { code: 'internal', message: 'metrics unavailable' } }),
+      );
+      return;
     }
     return json(404, { error: { code: 'not_found', message: 'no such route' } });
   });

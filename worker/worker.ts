@@ -18,7 +18,10 @@ import { RtError, errorFrame, toClientError } from '../shared/errors.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
 import { DEFAULT_HISTORY_LIMIT, type RequestOf, type User } from '../shared/protocol/schemas.ts';
-import type { Store } from '../shared/store.ts';
+import type { NotificationKind, Store, StoredNotification } from '../shared/store.ts';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { LATENCY_BUCKETS, createRegistry, timed } from '../shared/metrics.ts';
+import { encodeUserEvent } from '../shared/envelope.ts';
 
 export interface WorkerOptions {
   /** Most messages a `join` with `since` replays (default 500). */
@@ -45,6 +48,8 @@ type Frame = { type: string; id?: string | number } & Record<string, unknown>;
 type Handler = (env: RequestEnvelope<Frame>) => Promise<string>;
 type OpenFrame = { type: '$open'; session?: string };
 type DetachFrame = { type: '$detach'; typing?: string[] };
+/** From the gateway's `POST /api/notifications`, validated there. */
+type NotifyFrame = { type: '$notify'; userIds: string[]; kind: NotificationKind; title: string; body: string; url?: string };
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -60,14 +65,28 @@ export class Worker {
   private lastSweepError = 0;
   private readonly handlers: Record<string, Handler>;
   private readonly opts: WorkerOptions;
+  private readonly store: Store;
+  readonly registry: Registry;
+  private readonly requests: Counter<'type' | 'result'>;
+  private readonly duration: Histogram<'type'>;
+  private readonly sessionsExpired: Counter;
+  private readonly recoveries: Counter<'outcome'>;
 
   constructor(
     private readonly bus: Bus,
-    private readonly store: Store,
+    store: Store,
     private readonly log: Logger,
-    opts: Partial<WorkerOptions> = {},
+    opts: Partial<WorkerOptions> & { processMetrics?: boolean } = {},
   ) {
     this.opts = { ...defaultWorkerOptions, ...opts };
+    this.registry = createRegistry({ worker: this.id }, opts.processMetrics ?? true);
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'rt_worker_requests_total', help: 'Requests handled, by type and result (ok or an error code).', labelNames: ['type', 'result'], registers });
+    this.duration = new Histogram({ name: 'rt_worker_request_duration_seconds', help: 'Time to handle a request.', labelNames: ['type'], buckets: LATENCY_BUCKETS, registers });
+    this.sessionsExpired = new Counter({ name: 'rt_worker_sessions_expired_total', help: 'Sessions whose grace period ended (presence left) in this worker\'s sweeps.', registers });
+    this.recoveries = new Counter({ name: 'rt_worker_recoveries_total', help: 'Joins with since, by outcome (recovered or not).', labelNames: ['outcome'], registers });
+    const storeOps = new Histogram({ name: 'rt_store_operation_duration_seconds', help: 'Store (Redis or memory) operations, by operation.', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers });
+    this.store = timed(store, storeOps);
     this.handlers = {
       join: (e) => this.join(e as RequestEnvelope<RequestOf<'join'>>),
       leave: (e) => this.leave(e as RequestEnvelope<RequestOf<'leave'>>),
@@ -79,6 +98,9 @@ export class Worker {
       $open: (e) => this.open(e as RequestEnvelope<OpenFrame>),
       $detach: (e) => this.detach(e as RequestEnvelope<DetachFrame>),
       $alive: (e) => this.alive(e),
+      'notifications.list': (e) => this.notificationsList(e as RequestEnvelope<RequestOf<'notifications.list'>>),
+      'notifications.read': (e) => this.notificationsRead(e as RequestEnvelope<RequestOf<'notifications.read'>>),
+      $notify: (e) => this.notify(e as RequestEnvelope<NotifyFrame>),
       '$ticket.put': (e) => this.ticketPut(e as RequestEnvelope<{ type: string; ticket: string; data: string; ttlMs: number }>),
       '$ticket.take': (e) => this.ticketTake(e as RequestEnvelope<{ type: string; ticket: string }>),
     };
@@ -110,15 +132,21 @@ export class Worker {
     }
     const frame = env.f;
     const handler = this.handlers[frame?.type];
+    const type = handler ? frame.type : 'unknown';
+    const end = this.duration.startTimer({ type });
     try {
       if (!handler) throw new RtError('unknown_type', `unknown type "${String(frame?.type).slice(0, 64)}"`);
       const out = await handler(env);
+      this.requests.inc({ type, result: 'ok' });
       return out ? encoder.encode(out) : EMPTY;
     } catch (err) {
       const { code, message } = toClientError(err);
+      this.requests.inc({ type, result: code });
       if (code === 'internal') this.log.error({ err, type: frame?.type, conn: env.c }, 'request failed');
       else if (code === 'unavailable') this.log.warn({ type: frame?.type, err: (err as Error).message }, 'storage unavailable');
       return encoder.encode(errorFrame(frame?.id, code, message));
+    } finally {
+      end();
     }
   }
 
@@ -133,12 +161,12 @@ export class Worker {
             return { room, seq: page.seq, epoch: page.epoch };
           }),
         );
-        return j({ sessionId: f.session, resumed: true, rooms: positions });
+        return j({ sessionId: f.session, resumed: true, rooms: positions, unread: await this.store.notificationsUnread(u.id) });
       }
     }
     const sessionId = randomId(16);
-    await this.store.sessionCreate(sessionId, u, n, c);
-    return j({ sessionId, resumed: false, rooms: [] });
+    const [, unread] = await Promise.all([this.store.sessionCreate(sessionId, u, n, c), this.store.notificationsUnread(u.id)]);
+    return j({ sessionId, resumed: false, rooms: [], unread });
   }
 
   /** The connection closed: its session waits out the grace period; its typing ends now. */
@@ -181,6 +209,7 @@ export class Worker {
         since <= page.seq &&
         page.seq - since <= this.opts.replayMax &&
         page.oldest <= since + 1;
+      this.recoveries.inc({ outcome: recovered ? 'recovered' : 'not_recovered' });
       if (recovered) page = { ...page, entries: page.entries.slice(0, page.seq - since) };
       else page = await this.store.history(f.room, { limit });
     }
@@ -243,9 +272,43 @@ export class Worker {
 
   private async direct({ u, f }: RequestEnvelope<RequestOf<'direct'>>): Promise<string> {
     const ts = new Date().toISOString();
-    this.bus.publish(subjects.user(f.to), encoder.encode(`{"type":"direct","from":${j(u)},"content":${j(f.content)},"ts":"${ts}"}`));
+    this.bus.publish(subjects.user(f.to), encodeUserEvent(`{"type":"direct","from":${j(u)},"content":${j(f.content)},"ts":"${ts}"}`));
     if (f.id === undefined) return '';
     return `{"type":"reply"${idPart(f.id)},"ts":"${ts}"}`;
+  }
+
+  private async notificationsList({ u, f }: RequestEnvelope<RequestOf<'notifications.list'>>): Promise<string> {
+    const { items, unread } = await this.store.notificationsList(u.id, { limit: f.limit ?? DEFAULT_HISTORY_LIMIT, unreadOnly: f.unreadOnly });
+    return `{"type":"reply"${idPart(f.id)},"items":${j(items)},"unread":${unread}}`;
+  }
+
+  /** Marks read, and tells the user's other connections (not this one: it gets the reply). */
+  private async notificationsRead({ c, u, f }: RequestEnvelope<RequestOf<'notifications.read'>>): Promise<string> {
+    if (f.all !== true && f.ids === undefined) throw new RtError('bad_request', 'give ids or all: true');
+    const { changed, unread } = await this.store.notificationsRead(u.id, f.all === true ? { all: true } : { ids: f.ids ?? [] });
+    if (changed.length > 0) {
+      const event = f.all === true ? { type: 'notifications.read', all: true, unread } : { type: 'notifications.read', ids: changed, unread };
+      this.bus.publish(subjects.user(u.id), encodeUserEvent(j(event), c));
+    }
+    return `{"type":"reply"${idPart(f.id)},"unread":${unread}}`;
+  }
+
+  /**
+   * A notification for many users: stored in bulk (the store pipelines it), then published to each
+   * user's subject, which only gateways holding a connection of that user subscribe to.
+   */
+  private async notify({ f }: RequestEnvelope<NotifyFrame>): Promise<string> {
+    const ts = new Date().toISOString();
+    const items = f.userIds.map((userId) => {
+      const notification: StoredNotification = { id: randomId(12), kind: f.kind, title: f.title, body: f.body, ts, read: false };
+      if (f.url !== undefined) notification.url = f.url;
+      return { userId, notification };
+    });
+    const unread = await this.store.notificationsAdd(items);
+    items.forEach(({ userId, notification }, i) => {
+      this.bus.publish(subjects.user(userId), encodeUserEvent(`{"type":"notification","notification":${j(notification)},"unread":${unread[i]}}`));
+    });
+    return j({ ids: items.map((it) => it.notification.id) });
   }
 
   /** One sweep: expired sessions leave their rooms, expired typing entries are announced. */
@@ -263,6 +326,7 @@ export class Worker {
         expired.map(async (session) => {
           await Promise.all(session.rooms.map((room) => this.leaveRoom(room, session.sessionId)));
           await this.store.sessionReaped(session.sessionId);
+          this.sessionsExpired.inc();
         }),
       );
       for (const { room, users } of await this.store.sweepTyping(200)) this.publishTyping(room, users);

@@ -43,7 +43,6 @@ import {
  * the change that implements it (the document then stops calling it planned).
  */
 export const PLANNED_ROUTES: ReadonlySet<string> = new Set([
-  'POST /api/notifications',
   'GET /sse',
   'GET /metrics',
 ]);

@@ -154,22 +154,6 @@ export const Requests = {
     },
     { description: 'Replace the connection\'s credentials before they expire; without a refresh the connection is closed with 4001 when its token expires.' },
   ),
-  ping: Type.Object(
-    { type: Type.Literal('ping'), id: Type.Optional(RequestId) },
-    { description: 'Keep the connection alive and measure latency; send one every `welcome.heartbeat` ms. Answered by `pong`.' },
-  ),
-} satisfies Record<string, TSchema>;
-
-export type RequestType = keyof typeof Requests;
-export type RequestOf<T extends RequestType> = Static<(typeof Requests)[T]>;
-export type AnyRequest = { [T in RequestType]: RequestOf<T> }[RequestType];
-
-/**
- * Requests PROTOCOL.md defines that this server does not handle yet. They move into `Requests`
- * when the server implements them (notifications: issue 6); until then the
- * gateway answers them `unknown_type`, and the AsyncAPI document marks them `x-rt-status: planned`.
- */
-export const PendingRequests = {
   'notifications.list': Type.Object(
     {
       type: Type.Literal('notifications.list'),
@@ -188,7 +172,22 @@ export const PendingRequests = {
     },
     { description: 'Mark notifications read: `ids`, or `all: true`. The user\'s other connections get a `notifications.read` event.' },
   ),
+  ping: Type.Object(
+    { type: Type.Literal('ping'), id: Type.Optional(RequestId) },
+    { description: 'Keep the connection alive and measure latency; send one every `welcome.heartbeat` ms. Answered by `pong`.' },
+  ),
 } satisfies Record<string, TSchema>;
+
+export type RequestType = keyof typeof Requests;
+export type RequestOf<T extends RequestType> = Static<(typeof Requests)[T]>;
+export type AnyRequest = { [T in RequestType]: RequestOf<T> }[RequestType];
+
+/**
+ * Requests PROTOCOL.md defines that this server does not handle yet. They move into `Requests`
+ * when the server implements them (notifications: issue 6); until then the
+ * gateway answers them `unknown_type`, and the AsyncAPI document marks them `x-rt-status: planned`.
+ */
+export const PendingRequests = {} satisfies Record<string, TSchema>;
 
 export type PendingRequestType = keyof typeof PendingRequests;
 
@@ -329,14 +328,13 @@ export const Events = {
   presence: PresenceEvent,
   typing: TypingEvent,
   direct: DirectEvent,
+  notification: NotificationEvent,
+  'notifications.read': NotificationsReadEvent,
   error: ErrorFrame,
 } satisfies Record<string, TSchema>;
 
 /** Events PROTOCOL.md defines that this server does not send yet (notifications, issue 4). */
-export const PendingEvents = {
-  notification: NotificationEvent,
-  'notifications.read': NotificationsReadEvent,
-} satisfies Record<string, TSchema>;
+export const PendingEvents = {} satisfies Record<string, TSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Server → client: answers to requests. Every request with an `id` gets exactly one answer with
@@ -423,13 +421,12 @@ export const Replies = {
   presence: PresenceReply,
   direct: DirectReply,
   refresh: RefreshReply,
+  'notifications.list': NotificationsListReply,
+  'notifications.read': NotificationsReadReply,
   ping: Pong,
 } satisfies Record<RequestType, TSchema>;
 
-export const PendingReplies = {
-  'notifications.list': NotificationsListReply,
-  'notifications.read': NotificationsReadReply,
-} satisfies Record<PendingRequestType, TSchema>;
+export const PendingReplies = {} satisfies Record<PendingRequestType, TSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // HTTP API bodies (served by the gateway)
@@ -442,14 +439,21 @@ export const TicketCreated = Type.Object(
   { title: 'TicketCreated', description: '`POST /api/tickets` → 201.' },
 );
 
+export const MAX_NOTIFICATION_RECIPIENTS = 10_000;
 export const NotificationCreate = Type.Object(
   {
-    userId: Type.Optional(Type.String({ description: 'The recipient (or give `userIds`).' })),
-    userIds: Type.Optional(Type.Array(Type.String(), { description: 'The recipients (or give `userId`).' })),
+    userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'The recipient (or give `userIds`).' })),
+    userIds: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+        minItems: 1,
+        maxItems: MAX_NOTIFICATION_RECIPIENTS,
+        description: `The recipients, at most ${MAX_NOTIFICATION_RECIPIENTS} (or give \`userId\`).`,
+      }),
+    ),
     kind: NotificationKind,
-    title: Type.String({ description: 'Short title.' }),
-    body: Type.String({ description: 'Text.' }),
-    url: Type.Optional(Type.String({ description: 'A link to open.' })),
+    title: Type.String({ minLength: 1, maxLength: 200, description: 'Short title, at most 200 characters.' }),
+    body: Type.String({ maxLength: 2000, description: 'Text, at most 2000 characters.' }),
+    url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://', description: 'An http(s) link to open.' })),
   },
   { title: 'NotificationCreate', description: '`POST /api/notifications` body: exactly one of `userId` and `userIds`.' },
 );

@@ -2,7 +2,7 @@
  * The real cluster for end-to-end tests: `startCluster` of bin/cluster.ts (nats-server, redis-server,
  * gateways and workers as separate processes, nginx in front) with test defaults:
  * - nginx on a free port, run files in a fresh temporary directory that `stop()` removes;
- * - LOG_LEVEL=warn for the gateways and workers unless LOG_LEVEL is set;
+ * - LOG_LEVEL=warn for the gateways and workers unless LOG_LEVEL is set; DRAIN_MS=300;
  * - NATS_URL / REDIS_URL, when set, are used instead of starting servers (as in servers.ts).
  * Children share our process group, so a Ctrl-C of vitest reaches them too.
  */
@@ -25,7 +25,8 @@ export async function startTestCluster(opts: ClusterOptions = {}): Promise<Clust
       ...(process.env.NATS_URL ? { natsUrl: process.env.NATS_URL } : {}),
       ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
       ...opts,
-      env: { LOG_LEVEL: process.env.LOG_LEVEL || 'warn', ...opts.env },
+      // A short drain keeps stops quick; tests of draining pass their own DRAIN_MS.
+      env: { LOG_LEVEL: process.env.LOG_LEVEL || 'warn', DRAIN_MS: '300', ...opts.env },
     });
   } catch (err) {
     rmSync(runDir, { recursive: true, force: true });

@@ -25,7 +25,7 @@ export type TargetEnv = Record<string, string>;
 function config(role: 'embedded' | 'gateway' | 'worker', env: TargetEnv): Config {
   // Rate limits are off unless a suite asks for them: suites about other rules send bursts from
   // one address. test/integration/security.test.ts turns them on.
-  const limitsOff = { RATE_LIMIT_RPS: '0', CONNECT_RATE_PER_IP: '0' };
+  const limitsOff = { RATE_LIMIT_RPS: '0', CONNECT_RATE_PER_IP: '0', DRAIN_MS: '0' };
   return loadConfig(role, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ALLOW_ANONYMOUS: 'true', ...limitsOff, ...env });
 }
 
