@@ -28,37 +28,6 @@ const timeOf = (ts: string) => {
   return Number.isNaN(d.getTime()) ? '' : timeFmt.format(d);
 };
 
-// ---- start: a name, or a token ----
-
-const token = params.get('token') ?? undefined;
-const askedName = params.get('username') ?? localStorage.getItem(NAME_KEY) ?? '';
-if (token || askedName.trim()) start(askedName.trim());
-else {
-  $('login').hidden = false;
-  const input = $<HTMLInputElement>('login-name');
-  input.focus();
-  $('login-form').addEventListener('submit', (e) => {
-    e.preventDefault();
-    const name = input.value.trim();
-    if (!name) return;
-    localStorage.setItem(NAME_KEY, name);
-    $('login').hidden = true;
-    start(name);
-  });
-}
-
-function start(name: string): void {
-  $('app').hidden = false;
-  const client = new RtClient({
-    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
-    ...(token ? { token } : { username: name }),
-  });
-  new ChatView(client);
-  client.connect().catch(() => {
-    // The state pill shows why.
-  });
-}
-
 // ---- the chat ----
 
 interface RoomView {
@@ -317,7 +286,7 @@ class ChatView {
   }
 
   private addNote(view: RoomView, text: string): void {
-    view.list.append(h('li', { class: 'note', text }));
+    view.list.insertBefore(h('li', { class: 'note', text }), view.list.querySelector('li.pending'));
     if (view === this.current) this.scrollToEnd(this.nearEnd());
   }
 
@@ -424,4 +393,35 @@ function safeUrl(url: string): string {
   } catch {
     return '#';
   }
+}
+
+// ---- start: a name, or a token (last: the classes above must be defined first) ----
+
+const token = params.get('token') ?? undefined;
+const askedName = params.get('username') ?? localStorage.getItem(NAME_KEY) ?? '';
+if (token || askedName.trim()) start(askedName.trim());
+else {
+  $('login').hidden = false;
+  const input = $<HTMLInputElement>('login-name');
+  input.focus();
+  $('login-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = input.value.trim();
+    if (!name) return;
+    localStorage.setItem(NAME_KEY, name);
+    $('login').hidden = true;
+    start(name);
+  });
+}
+
+function start(name: string): void {
+  $('app').hidden = false;
+  const client = new RtClient({
+    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
+    ...(token ? { token } : { username: name }),
+  });
+  new ChatView(client);
+  client.connect().catch(() => {
+    // The state pill shows why.
+  });
 }
