@@ -241,6 +241,38 @@ describe('SDK against a real gateway', () => {
   });
 });
 
+describe('SDK notifications against a real gateway', () => {
+  it('notification events, the unread count, list and read, and the read event on the other connection', async () => {
+    const key = 'client-test-api-key-0123456789abcdef';
+    const t = await embeddedTarget({ API_KEY: key });
+    cleanups.push(() => t.stop());
+    const url = `${t.gateways[0]}/ws`;
+    const user = uniq('nina');
+    const phone = sdk(url, user);
+    const laptop = sdk(url, user);
+    await Promise.all([phone.connect(), laptop.connect()]);
+    const got: string[] = [];
+    phone.on('notification', (e) => got.push(`${e.notification.title}:${e.unread}`));
+    const readEvents: unknown[] = [];
+    laptop.on('notifications.read', (e) => readEvents.push(e));
+    const res = await fetch(`${t.gateways[0]!.replace(/^ws/, 'http')}/api/notifications`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ userId: user, kind: 'info', title: 'Hello', body: 'A first one' }),
+    });
+    expect(res.status).toBe(202);
+    await until(() => phone.unread === 1 && laptop.unread === 1, 'the notification on both connections');
+    expect(got).toEqual(['Hello:1']);
+    const { items, unread } = await phone.notifications.list();
+    expect(unread).toBe(1);
+    expect(items).toMatchObject([{ kind: 'info', title: 'Hello', body: 'A first one', read: false }]);
+    expect(await phone.notifications.read([items[0]!.id])).toBe(0);
+    expect(phone.unread).toBe(0);
+    await until(() => laptop.unread === 0, 'the read event on the other connection');
+    expect(readEvents).toEqual([{ ids: [items[0]!.id], unread: 0 }]);
+  });
+});
+
 describe('SDK credentials against a real gateway (JWT)', () => {
   const jwtEnv = { JWT_SECRET: TEST_SECRET, ALLOW_ANONYMOUS: 'false', JWT_CLOCK_SKEW_S: '0', SESSION_GRACE_MS: '30000' };
 
