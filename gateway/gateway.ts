@@ -24,6 +24,7 @@ import { AuthError, Authenticator, mayJoin, tokenFrom, type Identity } from './a
 import { registerServerApi } from './api.ts';
 import { Exchange } from './http.ts';
 import { registerStatic } from './static.ts';
+import { SseConn, SseRoomMember, parseLastEventId } from './sse.ts';
 import { AddressLimiter, ConnectionLimiter, TrustedProxies } from './limits.ts';
 import { RoomStream, defaultStreamOptions, type HistoryFrames, type StreamHost, type StreamMember } from './room-stream.ts';
 
@@ -134,6 +135,11 @@ export class Gateway {
   private listenSocket: UWS.us_listen_socket | undefined;
   private readonly conns = new Set<Conn>();
   private readonly connsById = new Map<string, Conn>();
+  /** Open SSE streams and, for each, the room streams it holds. */
+  private readonly sseConns = new Map<SseConn, { member: SseRoomMember; stream: RoomStream }[]>();
+  /** SSE members by uWS topic (`r:<room>`, `u:<user>`), which uWS publish does not reach. */
+  private readonly sseByTopic = new Map<string, Set<SseRoomMember | SseConn>>();
+  private sseHeartbeat: NodeJS.Timeout | undefined;
   private readonly streams = new Map<string, RoomStream>();
   private readonly streamSubs = new Map<RoomStream, BusSubscription>();
   private readonly users = new Map<string, { refs: number; sub: BusSubscription }>();
@@ -166,7 +172,7 @@ export class Gateway {
     this.allowedOrigins = this.cfg.allowedOrigins?.length ? new Set(this.cfg.allowedOrigins.map((o) => o.toLowerCase())) : undefined;
     this.systemHeader = envelopeHeader(`$gw:${this.nodeId}`, this.nodeId, { id: '$gateway', name: this.nodeId });
     this.streamHost = {
-      publish: (topic, frame) => this.publish(topic, frame),
+      publish: (topic, frame, seq) => this.publish(topic, frame, seq),
       fetchAfter: (room, after, limit) => this.fetchAfter(room, after, limit),
     };
     this.app = this.uws.App();
@@ -194,6 +200,7 @@ export class Gateway {
     const r = this.registry;
     const st = this.stats;
     scrapedGauge(r, 'rt_gateway_connections', 'Open WebSocket connections.', () => this.conns.size);
+    scrapedGauge(r, 'rt_gateway_sse_connections', 'Open /sse streams.', () => this.sseConns.size);
     scrapedGauge(r, 'rt_gateway_rooms', 'Rooms with local members (bus subscriptions).', () => this.streams.size);
     scrapedGauge(r, 'rt_gateway_users', 'Users with local connections.', () => this.users.size);
     scrapedGauge(r, 'rt_gateway_bus_connected', '1 while the message bus is connected.', () => (this.bus.connected ? 1 : 0));
@@ -208,12 +215,38 @@ export class Gateway {
   }
 
   /** One frame to every local subscriber of a topic: one uWS publish, counted per recipient. */
-  private publish(topic: string, frame: Uint8Array): void {
+  private publish(topic: string, frame: Uint8Array, seq?: number): void {
     const n = this.app.numSubscribers(topic);
-    if (n === 0) return;
-    this.app.publish(topic, frame, false);
-    this.stats.sent += n;
-    this.stats.bytesOut += n * frame.length;
+    if (n > 0) {
+      this.app.publish(topic, frame, false);
+      this.stats.sent += n;
+      this.stats.bytesOut += n * frame.length;
+    }
+    if (this.sseByTopic.size > 0) this.publishSse(topic, frame, seq);
+  }
+
+  private publishSse(topic: string, frame: Uint8Array, seq?: number): void {
+    const members = this.sseByTopic.get(topic);
+    if (!members) return;
+    for (const m of members) {
+      if (m instanceof SseRoomMember) m.send(frame, seq);
+      else m.event(frame);
+    }
+    this.stats.sent += members.size;
+    this.stats.bytesOut += members.size * frame.length;
+  }
+
+  private sseSubscribe(topic: string, member: SseRoomMember | SseConn): void {
+    let set = this.sseByTopic.get(topic);
+    if (!set) this.sseByTopic.set(topic, (set = new Set()));
+    set.add(member);
+  }
+
+  private sseUnsubscribe(topic: string, member: SseRoomMember | SseConn): void {
+    const set = this.sseByTopic.get(topic);
+    if (!set) return;
+    set.delete(member);
+    if (set.size === 0) this.sseByTopic.delete(topic);
   }
 
   get ready(): boolean {
@@ -262,6 +295,8 @@ export class Gateway {
         await new Promise((r) => setTimeout(r, Math.min(50, windowMs)));
         closeDue();
       }
+      for (const sse of [...this.sseConns.keys()]) sse.cut();
+      clearInterval(this.sseHeartbeat);
       if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
       for (const [stream, sub] of this.streamSubs) {
@@ -301,6 +336,7 @@ export class Gateway {
       close: (ws) => this.onClose(ws),
     });
     app.post('/api/tickets', (res, req) => this.createTicket(res, req));
+    app.get('/sse', (res, req) => this.openSse(res, req));
     app.get('/metrics', (res) => {
       const ex = new Exchange(res);
       metricsText([this.registry, ...this.extraRegistries]).then(
@@ -373,17 +409,10 @@ export class Gateway {
 
     // Credentials problems are reported after the upgrade, as close 4001 with a reason, so a
     // browser (which sees no HTTP status of a failed upgrade) can tell them from network failures.
-    const ticket = query.get('ticket');
-    const token = ticket ? undefined : tokenFrom(query, authorization, cookie, this.cfg.jwtCookie);
-    const username = query.get('username');
-    if (!ticket && !token) {
-      if (username !== null && this.cfg.allowAnonymous) {
-        const name = username.trim();
-        if (USERNAME.test(name)) data.identity = { user: { id: name, name }, rooms: [] };
-        else data.authError = 'invalid username';
-      } else {
-        data.authError = username !== null ? 'anonymous access is disabled' : 'missing credentials';
-      }
+    const who = this.credentials(query, authorization, cookie, address);
+    if (!(who instanceof Promise)) {
+      if (who instanceof AuthError) data.authError = who.reason;
+      else data.identity = who;
       res.upgrade(data, key, selected, extensions, context);
       return;
     }
@@ -391,8 +420,7 @@ export class Gateway {
     res.onAborted(() => {
       aborted = true;
     });
-    const identify = ticket ? this.redeemTicket(ticket, address) : this.auth.verify(token!);
-    identify.then(
+    who.then(
       (identity) => {
         data.identity = identity;
       },
@@ -403,6 +431,23 @@ export class Gateway {
       if (aborted) return;
       res.cork(() => res.upgrade(data, key, selected, extensions, context));
     });
+  }
+
+  /**
+   * Who is asking, for an upgrade or an SSE request: a ticket, else a JWT (query, header,
+   * cookie), else an anonymous username when allowed. Synchronous where no check is needed, so an
+   * anonymous connection costs no promise; an AuthError (returned or rejected) says why not.
+   */
+  private credentials(query: URLSearchParams, authorization: string, cookie: string, address: string): Identity | AuthError | Promise<Identity> {
+    const ticket = query.get('ticket');
+    if (ticket) return this.redeemTicket(ticket, address);
+    const token = tokenFrom(query, authorization, cookie, this.cfg.jwtCookie);
+    if (token) return this.auth.verify(token);
+    const username = query.get('username');
+    if (username === null) return new AuthError('missing credentials');
+    if (!this.cfg.allowAnonymous) return new AuthError('anonymous access is disabled');
+    const name = username.trim();
+    return USERNAME.test(name) ? { user: { id: name, name }, rooms: [] } : new AuthError('invalid username');
   }
 
   private readonly asyncApiCache = new Map<string, string>();
@@ -727,6 +772,124 @@ export class Gateway {
     }
   }
 
+  /**
+   * `GET /sse?rooms=a,b`: authenticates as `/ws` does, replays what a `Last-Event-ID` says was
+   * missed (up to REPLAY_MAX per room), then follows the rooms and the user's own events.
+   */
+  private openSse(res: UWS.HttpResponse, req: UWS.HttpRequest): void {
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    const authorization = req.getHeader('authorization');
+    const cookie = req.getHeader('cookie');
+    const origin = req.getHeader('origin');
+    const lastEventId = req.getHeader('last-event-id') || query.get('lastEventId');
+    const address = this.proxies.clientAddress(decoder.decode(res.getRemoteAddressAsText()), req.getHeader('x-forwarded-for'), req.getHeader('x-real-ip'));
+    const ex = new Exchange(res);
+    let conn: SseConn | undefined;
+    res.onAborted(() => {
+      ex.aborted = true;
+      if (conn) this.closeSse(conn);
+    });
+    if (this.draining) return ex.error('unavailable', 'gateway is shutting down');
+    if (this.cfg.maxConnections > 0 && this.conns.size + this.sseConns.size >= this.cfg.maxConnections) return ex.error('unavailable', 'gateway at capacity; retry with backoff');
+    if (origin && this.allowedOrigins && !this.allowedOrigins.has(origin.toLowerCase())) return ex.error('forbidden', 'origin not allowed');
+    if (this.addressLimiter && !this.addressLimiter.allow(address)) return ex.error('rate_limited', 'too many connection attempts from this address');
+    const rooms = [...new Set((query.get('rooms') ?? '').split(',').filter(Boolean))];
+    const roomPattern = /^[A-Za-z0-9_.:-]{1,128}$/;
+    const bad = rooms.find((r) => !roomPattern.test(r));
+    if (bad !== undefined) return ex.error('bad_request', `invalid room name "${bad.slice(0, 130)}"`);
+    if (this.cfg.maxRoomsPerConnection > 0 && rooms.length > this.cfg.maxRoomsPerConnection) {
+      return ex.error('forbidden', `a stream may follow at most ${this.cfg.maxRoomsPerConnection} rooms`);
+    }
+    const positions = parseLastEventId(lastEventId);
+    void (async () => {
+      let identity: Identity;
+      try {
+        const who = this.credentials(query, authorization, cookie, address);
+        if (who instanceof AuthError) throw who;
+        identity = await who;
+      } catch (err) {
+        this.stats.authFailures.add(authFailureReason(err instanceof AuthError ? err.reason : ''));
+        return ex.error('unauthorized', err instanceof AuthError ? err.reason : 'credentials could not be checked; retry');
+      }
+      const denied = rooms.find((r) => !mayJoin(identity, r));
+      if (denied !== undefined) return ex.error('forbidden', `not allowed to follow "${denied}"`);
+      if (ex.aborted) return;
+      const sse = new SseConn(res, randomId(12), identity.user, rooms, this.cfg.sseMaxBufferBytes);
+      conn = sse;
+      this.sseConns.set(sse, []);
+      const headers: Record<string, string> = {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        'x-accel-buffering': 'no',
+      };
+      if (origin && this.allowedOrigins) {
+        headers['access-control-allow-origin'] = origin;
+        headers['access-control-allow-credentials'] = 'true';
+        headers.vary = 'Origin';
+      }
+      res.cork(() => sse.start(headers, 2000));
+      this.ensureSseHeartbeat();
+      this.watchUser(sse);
+      this.sseSubscribe(`u:${sse.user.id}`, sse);
+      await Promise.all(rooms.map((room) => this.followSse(sse, room, positions.get(room))));
+    })().catch((err: unknown) => {
+      this.log.warn({ err: (err as Error).message }, 'sse stream failed');
+      if (conn) conn.cut();
+      else ex.error('unavailable', 'backend unavailable; retry');
+    });
+  }
+
+  /** Replays a room from `after` (when the client said where it was), then attaches it live. */
+  private async followSse(sse: SseConn, room: string, after: number | undefined): Promise<void> {
+    // Subscribed before the position is read, as for a join: nothing published after it is missed.
+    const stream = this.acquireStream(room);
+    const member = new SseRoomMember(sse, room, (m) => this.sseSubscribe(stream.topic, m));
+    const held = this.sseConns.get(sse);
+    if (!held) return this.releaseStream(stream);
+    held.push({ member, stream });
+    let pos = after ?? 0;
+    let page = await this.fetchAfter(room, pos, after === undefined ? 0 : Math.min(500, this.cfg.replayMax));
+    if (!page) throw new Error('history unavailable');
+    if (after !== undefined && page.seq - after <= this.cfg.replayMax) {
+      for (let sent = 0; ; ) {
+        for (const { seq, frame } of page.frames) if (seq > pos) sse.event(frame, room, (pos = seq));
+        sent += page.frames.length;
+        if (pos >= page.seq || page.frames.length === 0 || sent >= this.cfg.replayMax || sse.closed) break;
+        const next = await this.fetchAfter(room, pos, Math.min(500, this.cfg.replayMax - sent));
+        if (!next) throw new Error('history unavailable');
+        page = next;
+      }
+    } else {
+      // Nothing to resume from, or too much missed: the stream starts at the room's present.
+      pos = page.seq;
+    }
+    if (sse.closed) return;
+    sse.positions.set(room, pos);
+    stream.attach(member, pos, page.epoch);
+  }
+
+  private closeSse(sse: SseConn): void {
+    const held = this.sseConns.get(sse);
+    if (!held) return;
+    this.sseConns.delete(sse);
+    sse.closed = true;
+    this.sseUnsubscribe(`u:${sse.user.id}`, sse);
+    this.unwatchUser(sse);
+    for (const { member, stream } of held) {
+      this.sseUnsubscribe(stream.topic, member);
+      stream.detach(member);
+      this.releaseStream(stream);
+    }
+  }
+
+  private ensureSseHeartbeat(): void {
+    if (this.sseHeartbeat) return;
+    this.sseHeartbeat = setInterval(() => {
+      for (const sse of this.sseConns.keys()) sse.comment('keepalive');
+    }, this.cfg.sseHeartbeatMs);
+    this.sseHeartbeat.unref();
+  }
+
   /** Closes the connection with 4001 when its credentials expire, unless refreshed before. */
   private armExpiry(conn: Conn): void {
     clearTimeout(conn.expiryTimer);
@@ -787,7 +950,8 @@ export class Gateway {
     if (this.streams.get(stream.room) === stream) this.streams.delete(stream.room);
   }
 
-  private watchUser(conn: Conn): void {
+  /** Subscribes the gateway to a user's bus subject while it has a connection or stream of theirs. */
+  private watchUser(conn: { user: User; ws?: UWS.WebSocket<UpgradeData> }): void {
     const id = conn.user.id;
     const topic = `u:${id}`;
     let entry = this.users.get(id);
@@ -805,16 +969,18 @@ export class Gateway {
           this.stats.bytesOut += n * frame.length;
         } else {
           this.publish(topic, frame);
+          return;
         }
+        if (this.sseByTopic.size > 0) this.publishSse(topic, frame);
       });
       entry = { refs: 0, sub };
       this.users.set(id, entry);
     }
     entry.refs++;
-    conn.ws.subscribe(topic);
+    conn.ws?.subscribe(topic);
   }
 
-  private unwatchUser(conn: Conn): void {
+  private unwatchUser(conn: { user: User }): void {
     const entry = this.users.get(conn.user.id);
     if (!entry || --entry.refs > 0) return;
     entry.sub.unsubscribe();

@@ -21,7 +21,8 @@ import { readRoomEventHeader } from '../shared/envelope.ts';
 export interface StreamMember {
   readonly closed: boolean;
   subscribe(topic: string): void;
-  send(frame: Uint8Array): void;
+  /** Sends one frame to this member alone; `seq` is given for room messages. */
+  send(frame: Uint8Array, seq?: number): void;
 }
 
 export interface HistoryFrames {
@@ -33,7 +34,7 @@ export interface HistoryFrames {
 
 export interface StreamHost {
   /** Sends one frame to every socket subscribed to the topic. */
-  publish(topic: string, frame: Uint8Array): void;
+  publish(topic: string, frame: Uint8Array, seq?: number): void;
   /** Messages after `after`, oldest first; undefined when history could not be read now. */
   fetchAfter(room: string, after: number, limit: number): Promise<HistoryFrames | undefined>;
 }
@@ -135,7 +136,7 @@ export class RoomStream {
   }
 
   private deliver(seq: number, frame: Uint8Array): void {
-    this.host.publish(this.topic, frame);
+    this.host.publish(this.topic, frame, seq);
     this.last = seq;
     const slot = seq % this.opts.ringSize;
     this.ring[slot] = frame;
@@ -157,7 +158,7 @@ export class RoomStream {
   private catchUp(member: StreamMember, from: number): void {
     for (let s = from + 1; s <= this.last; s++) {
       const slot = s % this.opts.ringSize;
-      if (this.ringSeq[slot] === s) member.send(this.ring[slot]!);
+      if (this.ringSeq[slot] === s) member.send(this.ring[slot]!, s);
     }
   }
 

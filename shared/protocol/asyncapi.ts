@@ -43,8 +43,6 @@ import {
  * the change that implements it (the document then stops calling it planned).
  */
 export const PLANNED_ROUTES: ReadonlySet<string> = new Set([
-  'GET /sse',
-  'GET /metrics',
 ]);
 
 export type Status = 'implemented' | 'planned';
@@ -313,7 +311,7 @@ const HTTP_API: Endpoint[] = [
     method: 'GET',
     path: '/sse',
     summary:
-      'Server-Sent Events (`text/event-stream`) for the rooms in `?rooms=a,b`: see the `sse` channel. Events are named like the WebSocket event types, room messages carry `id: <room>:<seq>`, `Last-Event-ID` resumes, and a comment line comes at least every 15 s.',
+      'Server-Sent Events (`text/event-stream`) for the rooms in `?rooms=a,b`: see the `sse` channel. Events are named like the WebSocket event types, room messages carry `id: <room>:<seq>` (with several rooms, the position in each: `a:5,b:7`), `Last-Event-ID` resumes every room from history (up to the replay cap), a `retry:` hint comes first, and a comment line comes at least every 15 s. A reader that falls too far behind is cut and resumes.',
     auth: 'As for `/ws`',
     query: { rooms: 'Comma-separated room names.' },
     responses: [{ status: 200, description: 'The event stream.', contentType: 'text/event-stream' },
@@ -525,7 +523,7 @@ export function asyncApiDocument(opts: { serverUrl?: string } = {}): Record<stri
         description: [
           'Credentials as for `/ws` (query string, `Authorization` header or cookie).',
           'Each event is named like the WebSocket event type (`event: message`) and its `data` is the same JSON object as the WebSocket frame.',
-          'Room messages carry `id: <room>:<seq>`; reconnecting with `Last-Event-ID` resumes after it.',
+          'Room messages carry `id: <room>:<seq>`; a stream of several rooms carries the position in each, `a:5,b:7` (room names cannot contain commas). Reconnecting with `Last-Event-ID` (or `?lastEventId=`) resumes every room after it, from history, up to the replay cap.',
           'A comment line comes at least every 15 s.',
         ].join(' '),
         servers: [{ $ref: '#/servers/http' }],
