@@ -56,6 +56,12 @@ const RATE_LIMITED = errorFrame(undefined, 'rate_limited', 'too many requests; s
 const MAX_EARLY_FRAMES = 32;
 /** How often the gateway tells the workers it is alive (their sweeps declare it dead after 6 s). */
 const ALIVE_INTERVAL_MS = 2_000;
+/**
+ * How often sockets' send buffers are checked. A timer, not the message path: the fan-out stays
+ * one uWS publish, and a slow socket is found within this interval (uWS holds up to its own,
+ * higher limit meanwhile).
+ */
+const BACKPRESSURE_CHECK_MS = 200;
 
 /** Counts kept on the hot paths as plain numbers; Prometheus reads them when it scrapes. */
 class GatewayStats {
@@ -66,6 +72,7 @@ class GatewayStats {
   bytesIn = 0;
   bytesOut = 0;
   drops = 0;
+  slowConsumers = 0;
 
   /** Accounts one send to one socket (uWS answers 2 when the frame was dropped for backpressure). */
   sentOne(frame: Uint8Array | string, result: number): void {
@@ -146,6 +153,7 @@ export class Gateway {
   private draining = false;
   private closing: Promise<void> | undefined;
   private readonly aliveTimer: NodeJS.Timeout;
+  private readonly backpressureTimer: NodeJS.Timeout;
   private readonly bus: Bus;
   private readonly cfg: Config;
   private readonly log: Logger;
@@ -186,7 +194,14 @@ export class Gateway {
     });
     this.defineMetrics();
     this.routes();
+    let busWasUp = true;
     const alive = () => {
+      // Back from a bus outage: what rooms published meanwhile never arrived; fetch it.
+      if (this.bus.connected && !busWasUp) {
+        this.log.info({ rooms: this.streams.size }, 'bus reconnected; resyncing rooms from history');
+        for (const stream of this.streams.values()) stream.resync();
+      }
+      busWasUp = this.bus.connected;
       this.request(this.systemHeader + '{"type":"$alive"}}').catch((err: unknown) => {
         this.log.warn({ err: unavailableMessage(err) }, 'could not report liveness');
       });
@@ -194,6 +209,8 @@ export class Gateway {
     alive();
     this.aliveTimer = setInterval(alive, ALIVE_INTERVAL_MS);
     this.aliveTimer.unref();
+    this.backpressureTimer = setInterval(() => this.watchBackpressure(), BACKPRESSURE_CHECK_MS);
+    this.backpressureTimer.unref();
   }
 
   private defineMetrics(): void {
@@ -211,7 +228,18 @@ export class Gateway {
     scrapedCounter(r, 'rt_gateway_messages_sent_total', 'Frames sent to clients (a room message counts once per recipient).', () => st.sent);
     scrapedCounter(r, 'rt_gateway_bytes_received_total', 'Bytes of frames received from clients.', () => st.bytesIn);
     scrapedCounter(r, 'rt_gateway_bytes_sent_total', 'Bytes of frames sent to clients.', () => st.bytesOut);
+    scrapedCounter(r, 'rt_gateway_slow_consumers_total', 'Connections closed with 1013 for falling more than MAX_BACKPRESSURE_BYTES behind.', () => st.slowConsumers);
     scrapedCounter(r, 'rt_gateway_backpressure_drops_total', 'Frames uWS dropped because a client was over its backpressure limit.', () => st.drops);
+  }
+
+  /** Closes, with 1013, every socket more than MAX_BACKPRESSURE_BYTES behind. */
+  private watchBackpressure(): void {
+    const limit = this.cfg.maxBackpressureBytes;
+    for (const conn of this.conns) {
+      if (conn.closed || conn.ws.getBufferedAmount() <= limit) continue;
+      this.stats.slowConsumers++;
+      conn.ws.end(CLOSE_CODES.TRY_AGAIN_LATER.code, 'slow consumer: reconnect and resume');
+    }
   }
 
   /** One frame to every local subscriber of a topic: one uWS publish, counted per recipient. */
@@ -279,6 +307,7 @@ export class Gateway {
     this.draining = true;
     this.closing = (async () => {
       clearInterval(this.aliveTimer);
+      clearInterval(this.backpressureTimer);
       this.addressLimiter?.close();
       const conns = [...this.conns];
       const started = Date.now();
@@ -327,7 +356,10 @@ export class Gateway {
       maxPayloadLength: cfg.maxFrameBytes ? Math.max(cfg.maxFrameBytes * 2, cfg.maxFrameBytes + 256 * 1024) : 16 * 1024 * 1024,
       idleTimeout: Math.min(960, Math.max(8, Math.ceil((cfg.heartbeatMs * 2) / 1000))),
       sendPingsAutomatically: true,
-      maxBackpressure: 1024 * 1024,
+      // uWS would close a slow socket without a close frame (1006) or skip it silently, and a
+      // close frame queued over its limit is lost too. So its limit sits well above ours, and
+      // watchBackpressure() closes slow sockets with 1013 while the close frame still fits.
+      maxBackpressure: cfg.maxBackpressureBytes + Math.max(cfg.maxBackpressureBytes, 4 * 1024 * 1024),
       closeOnBackpressureLimit: 0,
       upgrade: (res, req, context) => this.upgrade(res, req, context),
       open: (ws) => this.open(ws),

@@ -60,6 +60,7 @@ export class RoomStream {
   private readonly ringSeq: Int32Array;
   private gapTimer: NodeJS.Timeout | undefined;
   private filling = false;
+  private resyncWanted = false;
   private closed = false;
 
   constructor(
@@ -111,6 +112,16 @@ export class RoomStream {
       this.waiting.set(member, seq);
       this.armGapTimer();
     }
+  }
+
+  /**
+   * Catches up from history after the bus was down: whatever was published meanwhile never
+   * arrived, and without a later message nothing would reveal the gap.
+   */
+  resync(): void {
+    if (this.last < 0 || this.closed) return;
+    this.resyncWanted = true;
+    void this.fill();
   }
 
   detach(member: StreamMember): void {
@@ -197,6 +208,9 @@ export class RoomStream {
       let target = this.last;
       for (const s of this.pending.keys()) if (s > target) target = s;
       for (const s of this.waiting.values()) if (s > target) target = s;
+      // A resync does not know how far the room went: it asks for a full page.
+      if (this.resyncWanted) target = Math.max(target, this.last + 500);
+      this.resyncWanted = false;
       if (target <= this.last) return;
       const got = await this.host.fetchAfter(this.room, this.last, Math.min(500, target - this.last));
       if (this.closed || !got) return;

@@ -54,6 +54,7 @@ export const CONFIG_SPEC = {
   MAX_FRAME_BYTES: v({ key: 'maxFrameBytes', kind: 'int', min: 0, default: '65536', description: 'Largest WebSocket frame accepted; larger frames close the connection with 1009. 0: 16 MiB.' }),
   MAX_CONTENT_CHARS: v({ key: 'maxContentChars', kind: 'int', min: 0, default: '4096', description: 'Longest `content` of a message (`too_large` past it). 0: no limit.' }),
   MAX_BODY_BYTES: v({ key: 'maxBodyBytes', kind: 'int', min: 1024, default: '1048576', description: 'Largest HTTP API request body; larger gets 413.' }),
+  MAX_BACKPRESSURE_BYTES: v({ key: 'maxBackpressureBytes', kind: 'int', min: 1024, default: '1048576', description: 'Bytes a WebSocket client may fall behind; past it the connection is closed with 1013 (it reconnects and recovers from history), so one slow client never slows a room.' }),
   SSE_HEARTBEAT_MS: v({ key: 'sseHeartbeatMs', kind: 'int', min: 100, default: '10000', description: 'Interval of the comment lines that keep `/sse` streams alive through proxies.' }),
   SSE_MAX_BUFFER_BYTES: v({ key: 'sseMaxBufferBytes', kind: 'int', min: 1024, default: '1048576', description: 'Bytes an `/sse` reader may fall behind before its stream is cut (it reconnects and resumes from history).' }),
   DRAIN_MS: v({ key: 'drainMs', kind: 'int', min: 0, default: '5000', description: 'On SIGTERM the gateway reports not ready at once, refuses new connections, and closes its sockets with 1001 spread over this window, so clients do not reconnect all at once.' }),

@@ -40,8 +40,16 @@ export async function embeddedTarget(env: TargetEnv = {}, opts: StartOptions = {
   };
 }
 
-export async function distributedTarget(env: TargetEnv = {}, counts = { gateways: 2, workers: 2 }): Promise<Target> {
-  const [nats, redis] = await Promise.all([startNats(), startRedis()]);
+export interface DistributedOptions {
+  gateways?: number;
+  workers?: number;
+  /** Start local nats-server/redis-server processes (ignoring NATS_URL/REDIS_URL), for tests that stop or restart them. */
+  local?: boolean;
+}
+
+export async function distributedTarget(env: TargetEnv = {}, opts: DistributedOptions = {}): Promise<Target> {
+  const counts = { gateways: opts.gateways ?? 2, workers: opts.workers ?? 2 };
+  const [nats, redis] = await Promise.all([startNats({ local: opts.local }), startRedis({ local: opts.local })]);
   const full = { ...env, NATS_URL: nats.url, REDIS_URL: redis.url };
   const workers: Running[] = [];
   const gateways: Running[] = [];
