@@ -15,7 +15,7 @@ import type { Logger } from '../shared/log.ts';
 import { RtError, errorFrame } from '../shared/errors.ts';
 import { CLOSE_CODES } from '../shared/protocol/codes.ts';
 import type { MessageEvent, RequestOf, User } from '../shared/protocol/schemas.ts';
-import { parseRequest } from '../shared/protocol/validate.ts';
+import { parseRequest, requestIdOf } from '../shared/protocol/validate.ts';
 import { asyncApiDocument } from '../shared/protocol/asyncapi.ts';
 import { loadNativeUws } from '../shared/uws.ts';
 import { Histogram, type Registry } from 'prom-client';
@@ -50,7 +50,6 @@ interface TicketData {
 
 /** Longest a connection is left open past its token's expiry without a `refresh` (setTimeout's limit). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const RATE_LIMITED = errorFrame(undefined, 'rate_limited', 'too many requests; slow down');
 
 /** Frames a connection may send before its session is open; they are handled once it is. */
 const MAX_EARLY_FRAMES = 32;
@@ -616,7 +615,8 @@ export class Gateway {
       const verdict = conn.limiter.check();
       if (verdict !== 'ok') {
         if (verdict === 'close') ws.end(CLOSE_CODES.POLICY_VIOLATION.code, 'request rate limit exceeded for too long');
-        else conn.send(RATE_LIMITED);
+        // Only refused frames are parsed here, to answer with their id as every request's answer must.
+        else conn.send(errorFrame(requestIdOf(decoder.decode(message)), 'rate_limited', 'too many requests; slow down'));
         return;
       }
     }

@@ -46,3 +46,13 @@ export function parseRequest(text: string): ParseResult {
   }
   return { ok: true, request: frame as AnyRequest };
 }
+
+/** The request id of a frame, if it has a readable one (for answering frames refused unparsed). */
+export function requestIdOf(text: string): string | number | undefined {
+  try {
+    const v = JSON.parse(text) as { id?: unknown };
+    return typeof v === 'object' && v !== null ? pickId(v.id) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -226,7 +226,9 @@ describe('limits', () => {
     const answers = await Promise.all(Array.from({ length: 20 }, () => c.next((f) => f.type === 'pong' || f.type === 'error')));
     const limited = answers.filter((a) => a.type === 'error');
     expect(limited.length).toBeGreaterThanOrEqual(10);
-    expect(limited[0]).toMatchObject({ code: 'rate_limited' });
+    expect(limited[0]).toMatchObject({ code: 'rate_limited', id: expect.any(Number) });
+    // Every request got exactly one answer with its id.
+    expect(answers.map((a) => a.id).sort((x, y) => Number(x) - Number(y))).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(answers.filter((a) => a.type === 'pong').length).toBeGreaterThanOrEqual(5);
     const started = Date.now();
     const timer = setInterval(() => {
