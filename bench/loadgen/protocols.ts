@@ -1,0 +1,288 @@
+/**
+ * The two wire protocols the load generator speaks over WsConn, behind one interface, so that every
+ * target is measured by the same code:
+ *
+ * - `rt`: our protocol v1 (and the raw uWS reference server, which speaks the same frames):
+ *   `welcome` first; `{"type":"join","id":1,"room":"r"}` → `{"type":"reply","id":1,...}`;
+ *   `{"type":"publish","id":2,"room":"r","content":"…"}` → `{"type":"reply",...}` and
+ *   `{"type":"message",...}` to every member; `{"type":"notification",...}` per user.
+ * - `sio`: Engine.IO v4 + Socket.IO v5 over the websocket transport: `0{…}` open → `40` connect →
+ *   `40{"sid":…}`; events `42["message",{…}]`; acknowledgements `43<id>[…]` for emits sent as
+ *   `42<id>["join","r"]`; pings `2` answered with `3`.
+ *
+ * Frames are told apart by fixed byte positions of their prefix, never by parsing JSON while
+ * measuring: `{"type":"m…` has `m` at index 9 (`r` reply, `e` error, `w` welcome, `n`
+ * notification, `p` presence, `t` typing); `42["m…` has `m` at index 4 and an ack has `3` at 1.
+ * Setup (welcome, join replies) runs with the whole payload captured and does parse JSON.
+ */
+import { OP_TEXT } from './frame.ts';
+import { WsConn } from './client.ts';
+
+export type Proto = 'rt' | 'sio';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** Counters shared by every client of a scenario (one increment per frame, no per-client sums). */
+export class Counters {
+  frames = 0;
+  messages = 0;
+  notifications = 0;
+  replies = 0;
+  errors = 0;
+}
+
+/** Receives each latency sample (ms), parsed from the content of a `message`. */
+export interface LatencySink {
+  record(ms: number): void;
+}
+
+/** Leading bytes captured while measuring: enough for every discriminating byte above. */
+export const COUNT_CAPTURE = 16;
+const CONTENT_KEY = Buffer.from('"content":"');
+const M = 0x6d;
+const R = 0x72;
+const E = 0x65;
+const N = 0x6e;
+const W = 0x77;
+
+export interface ClientOptions {
+  /** Query parameters of the upgrade (`username`, `token`). */
+  query: Record<string, string>;
+  localAddress?: string;
+  timeoutMs?: number;
+}
+
+interface Waiter {
+  resolve(frame: string): void;
+  reject(err: Error): void;
+}
+
+export class BenchClient {
+  /** `message` events received by this client. */
+  messages = 0;
+  notifications = 0;
+  /** Called once per acknowledged (or refused) publish. */
+  onReply: (() => void) | undefined;
+  /** Called after each `message` (publishers watch their own echo, sampled members their lag). */
+  onMessage: ((c: BenchClient) => void) | undefined;
+  latency: LatencySink | undefined;
+  /** Last error frame received, for diagnostics. */
+  lastError = '';
+  private readonly waiters = new Map<number, Waiter>();
+  private nextId = 1;
+  private ready: Waiter | undefined;
+
+  private constructor(
+    readonly proto: Proto,
+    readonly conn: WsConn,
+    readonly counters: Counters,
+  ) {
+    conn.onData = proto === 'rt' ? this.rtData : this.sioData;
+    conn.onClose = () => {
+      const how = conn.closeCode ? ` ${conn.closeCode} ${conn.closeReason}` : ' without a close frame';
+      const err = new Error(`closed${how}${conn.error ? `: ${conn.error.message}` : ''} after ${conn.parser.bytes} bytes`);
+      this.ready?.reject(err);
+      for (const w of this.waiters.values()) w.reject(err);
+      this.waiters.clear();
+    };
+  }
+
+  /** Connects and resolves once the client is usable: `welcome` (rt) or the namespace connect (sio). */
+  static async open(proto: Proto, at: Endpoint, counters: Counters, opts: ClientOptions): Promise<BenchClient> {
+    const query = new URLSearchParams(opts.query).toString();
+    const path = proto === 'rt' ? `/ws?${query}` : `/socket.io/?EIO=4&transport=websocket&${query}`;
+    const timeoutMs = opts.timeoutMs ?? 15_000;
+    const conn = WsConn.connect({
+      host: at.host,
+      port: at.port,
+      path,
+      capture: Infinity,
+      timeoutMs,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    });
+    const client = new BenchClient(proto, conn, counters);
+    let timer: NodeJS.Timeout | undefined;
+    const ready = new Promise<string>((resolve, reject) => {
+      client.ready = { resolve, reject };
+      timer = setTimeout(() => {
+        reject(new Error(`no ${proto === 'rt' ? 'welcome' : 'namespace connect'} within ${timeoutMs} ms`));
+        conn.destroy();
+      }, timeoutMs);
+    });
+    try {
+      await Promise.all([conn.upgraded, ready]);
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      client.ready = undefined;
+    }
+    return client;
+  }
+
+  get closed(): boolean {
+    return this.conn.closed;
+  }
+
+  /** Leading payload bytes handed to the client: Infinity while setting up or measuring latency. */
+  set capture(n: number) {
+    this.conn.capture = n;
+  }
+
+  join(room: string, timeoutMs = 30_000): Promise<string> {
+    const id = this.nextId++;
+    if (this.proto === 'rt') this.conn.send(`{"type":"join","id":${id},"room":${JSON.stringify(room)}}`);
+    else this.conn.send(`42${id}["join",${JSON.stringify(room)}]`);
+    return this.await(id, timeoutMs);
+  }
+
+  /** Fire and forget: the acknowledgement calls `onReply`. */
+  publish(room: string, content: string): void {
+    const id = this.nextId++;
+    if (this.proto === 'rt') this.conn.send(`{"type":"publish","id":${id},"room":${JSON.stringify(room)},"content":${JSON.stringify(content)}}`);
+    else this.conn.send(`42${id}["publish",${JSON.stringify(room)},${JSON.stringify(content)}]`);
+  }
+
+  close(): void {
+    this.conn.destroy();
+  }
+
+  private await(id: number, timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        reject(new Error(`no answer to request ${id} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.set(id, {
+        resolve: (f) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+    });
+  }
+
+  private delivered(data: Buffer): void {
+    this.messages++;
+    this.counters.messages++;
+    if (this.latency) {
+      const at = data.indexOf(CONTENT_KEY);
+      if (at >= 0) {
+        let us = 0;
+        for (let i = at + CONTENT_KEY.length; i < data.length; i++) {
+          const c = data[i]!;
+          if (c < 48 || c > 57) break;
+          us = us * 10 + (c - 48);
+        }
+        this.latency.record(performance.now() - us / 1000);
+      }
+    }
+    this.onMessage?.(this);
+  }
+
+  /** An answer to a request: resolves its waiter while setting up, else acknowledges a publish. */
+  private answer(id: number | undefined, frame: Buffer, isError: boolean): void {
+    if (this.waiters.size > 0 && id !== undefined) {
+      const w = this.waiters.get(id);
+      if (w) {
+        this.waiters.delete(id);
+        const text = frame.toString('utf8');
+        if (isError) w.reject(new Error(`request ${id} failed: ${text.slice(0, 300)}`));
+        else w.resolve(text);
+        return;
+      }
+    }
+    if (isError) {
+      this.counters.errors++;
+      this.lastError = frame.toString('utf8', 0, Math.min(frame.length, 300));
+    } else this.counters.replies++;
+    this.onReply?.();
+  }
+
+  private readonly rtData = (op: number, data: Buffer): void => {
+    if (op !== OP_TEXT) return;
+    this.counters.frames++;
+    const k = data.length > 9 ? data[9] : 0;
+    if (k === M) return this.delivered(data);
+    if (k === R || k === E) {
+      // The id is only needed (and only fully captured) while setting up.
+      const id = this.waiters.size > 0 ? rtId(data) : undefined;
+      return this.answer(id, data, k === E);
+    }
+    if (k === N) {
+      this.notifications++;
+      this.counters.notifications++;
+      return;
+    }
+    if (k === W && this.ready) {
+      const r = this.ready;
+      this.ready = undefined;
+      r.resolve(data.toString('utf8'));
+    }
+  };
+
+  private readonly sioData = (op: number, data: Buffer, length: number): void => {
+    if (op !== OP_TEXT) return;
+    this.counters.frames++;
+    const c0 = data[0];
+    if (c0 === 0x32 && length === 1) {
+      this.conn.send('3');
+      return;
+    }
+    if (c0 === 0x34 /* 4: message */) {
+      const c1 = data[1];
+      if (c1 === 0x32 /* 2: EVENT */) {
+        const k = data[4];
+        if (k === M) return this.delivered(data);
+        if (k === N) {
+          this.notifications++;
+          this.counters.notifications++;
+        }
+        return;
+      }
+      if (c1 === 0x33 /* 3: ACK */) {
+        const id = this.waiters.size > 0 ? leadingInt(data, 2) : undefined;
+        // Our servers acknowledge with {"type":"reply"|"error",...}.
+        const isError = data.indexOf('"type":"error"') >= 0 && data.indexOf('"type":"error"') < 40;
+        return this.answer(id, data, isError);
+      }
+      if (c1 === 0x30 /* 0: CONNECT */ && this.ready) {
+        const r = this.ready;
+        this.ready = undefined;
+        r.resolve(data.toString('utf8'));
+        return;
+      }
+      if (c1 === 0x34 /* 4: CONNECT_ERROR */ && this.ready) {
+        this.ready.reject(new Error(`socket.io connect error: ${data.toString('utf8', 0, 200)}`));
+        this.ready = undefined;
+      }
+      return;
+    }
+    if (c0 === 0x30 /* 0: Engine.IO open */) this.conn.send('40');
+  };
+}
+
+/** The `id` of a captured `{"type":"reply","id":N,...}` frame. */
+function rtId(data: Buffer): number | undefined {
+  const at = data.indexOf('"id":');
+  return at < 0 ? undefined : leadingInt(data, at + 5);
+}
+
+function leadingInt(data: Buffer, from: number): number | undefined {
+  let n = 0;
+  let i = from;
+  for (; i < data.length; i++) {
+    const c = data[i]!;
+    if (c < 48 || c > 57) break;
+    n = n * 10 + (c - 48);
+  }
+  return i === from ? undefined : n;
+}
