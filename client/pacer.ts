@@ -1,9 +1,9 @@
 /**
  * Paces the frames of one connection under the gateway's per-connection request rate (a token
  * bucket: RATE_LIMIT_RPS 20, RATE_LIMIT_BURST 40 by default). A frame over the server's rate is
- * answered `rate_limited` without its request id, so the request it belonged to would only end
- * by its timeout; flushing a long offline queue after a reconnect would do exactly that. Frames
- * wait here instead, in order, and go out as the bucket refills.
+ * refused (`rate_limited`), and flushing a long offline queue after a reconnect would do exactly
+ * that. Frames wait here instead, in order, and go out as the bucket refills. (Refusals that
+ * happen anyway are retried after a backoff delay for idempotent requests, see queue.ts.)
  */
 export interface PaceOptions {
   /** Frames per second, sustained. */

@@ -10,7 +10,8 @@
  *   `maxQueue` requests already wait, `disconnected` when the connection was lost while it was in
  *   flight and it is not safe to send twice, or whatever `rejectAll` is given.
  * - A request marked `retry` is sent again, unchanged except for its id, after a connection loss
- *   or an `unavailable` answer. Only idempotent requests are marked so (a publish carries its `cid`).
+ *   or an `unavailable` or `rate_limited` answer (after a backoff delay). Only idempotent requests
+ *   are marked so (a publish carries its `cid`).
  * - Internal requests (`sendNow`) are never queued, never retried and have no timeout of their
  *   own: they fail with `disconnected` when the connection goes. The SDK's own bookkeeping (join,
  *   history for gap filling) uses them and starts over after a reconnect.
@@ -35,7 +36,7 @@ interface Entry {
 
 export interface QueueOptions {
   maxQueue: number;
-  /** Wait before sending again after the n-th `unavailable` answer (n from 0). */
+  /** Wait before sending again after the n-th `unavailable` / `rate_limited` answer (n from 0). */
   retryDelay(attempt: number): number;
   /** Called when a request is back in the waiting list and may be sent. */
   wake(): void;
@@ -51,7 +52,7 @@ export interface AddOptions {
 export class RequestQueue {
   #waiting: Entry[] = [];
   #inFlight = new Map<number, Entry>();
-  /** Answered `unavailable`, waiting out a delay before they wait to be sent again. */
+  /** Answered `unavailable` or `rate_limited`, waiting out a delay before they wait to be sent again. */
   #backingOff = new Set<Entry>();
   #order = 0;
   #nextId = 0;
@@ -145,7 +146,7 @@ export class RequestQueue {
       return true;
     }
     const code = String(frame.code ?? 'internal') as RtError['code'];
-    if (code === 'unavailable' && entry.retry) {
+    if ((code === 'unavailable' || code === 'rate_limited') && entry.retry) {
       this.#backingOff.add(entry);
       entry.retryTimer = setTimeout(() => {
         entry.retryTimer = undefined;

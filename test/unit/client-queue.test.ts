@@ -190,6 +190,24 @@ describe('publish retries', () => {
     await expect(p).resolves.toEqual({ room: 'lobby', seq: 7, ts: 't', cid: 'my-cid' });
   });
 
+  it('a publish refused with rate_limited is sent again later, same cid; a direct message is not', async () => {
+    const client = makeClient({ random: () => 0.999 });
+    const ws = await online(client);
+    const room = await joined(client, 'lobby');
+    const p = room.publish('hello');
+    const dm = client.direct('bob', 'hi');
+    await tick();
+    ws.error(ws.lastRequest('publish'), 'rate_limited', 'too many requests; slow down');
+    ws.error(ws.lastRequest('direct'), 'rate_limited', 'too many requests; slow down');
+    await expect(dm).rejects.toMatchObject({ code: 'rate_limited' });
+    await vi.advanceTimersByTimeAsync(499);
+    const [first, again] = ws.requests('publish');
+    expect(again?.cid).toBe(first!.cid);
+    ws.reply(again!, { room: 'lobby', seq: 1, ts: 't' });
+    await expect(p).resolves.toMatchObject({ seq: 1 });
+    expect(ws.requests('direct')).toHaveLength(1);
+  });
+
   it('other errors reject with the server code and message', async () => {
     const client = makeClient();
     const ws = await online(client);
