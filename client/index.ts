@@ -467,6 +467,7 @@ export class RtClient extends Emitter<ClientEvents> {
       case 'message':
       case 'presence':
       case 'typing':
+      case 'stats':
         this.#rooms.get(f.room as string)?._event(f);
         return;
       case 'direct':

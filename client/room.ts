@@ -281,6 +281,9 @@ export class Room extends Emitter<RoomEvents> {
         this.#typingUsers = (frame.users as User[]) ?? [];
         this.emit('typing', this.#typingUsers);
         return;
+      case 'stats':
+        this.emit('stats', frame);
+        return;
     }
   }
 

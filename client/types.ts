@@ -91,7 +91,7 @@ export interface RtClientOptions {
   random?: () => number;
   /**
    * Frames per second sent at most (sustained, and in a burst), to stay under the gateway's
-   * per-connection rate limit (20/s, burst 40 by default), whose refusals carry no request id;
+   * per-connection rate limit (20/s, burst 40 by default), so a long offline queue is not refused when it flushes;
    * 16/s with bursts of 32. `false`: no pacing.
    */
   pace?: Partial<PaceOptions> | false;
@@ -172,6 +172,8 @@ export interface RoomEvents {
   /** Who is typing now (the full set; it includes this user when typing). */
   typing: User[];
   recovery: Recovery;
+  /** A gateway's numbers, once a second, in the dashboard room only. */
+  stats: Record<string, unknown>;
 }
 
 export interface ClientEvents {

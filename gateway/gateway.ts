@@ -9,7 +9,7 @@
 import type * as UWS from 'uWebSockets.js';
 import { subjects, BusError, type Bus, type BusSubscription } from '../shared/bus.ts';
 import type { Config } from '../shared/config.ts';
-import { envelopeHeader, readUserEventHeader } from '../shared/envelope.ts';
+import { encodeRoomEvent, envelopeHeader, readUserEventHeader } from '../shared/envelope.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
 import { RtError, errorFrame } from '../shared/errors.ts';
@@ -61,6 +61,9 @@ const ALIVE_INTERVAL_MS = 2_000;
  * higher limit meanwhile).
  */
 const BACKPRESSURE_CHECK_MS = 200;
+/** How often each gateway publishes its `stats` to the dashboard room. */
+const STATS_INTERVAL_MS = 1_000;
+const MAX_LATENCY_SAMPLES = 2048;
 
 /** Counts kept on the hot paths as plain numbers; Prometheus reads them when it scrapes. */
 class GatewayStats {
@@ -153,6 +156,10 @@ export class Gateway {
   private closing: Promise<void> | undefined;
   private readonly aliveTimer: NodeJS.Timeout;
   private readonly backpressureTimer: NodeJS.Timeout;
+  private readonly statsTimer: NodeJS.Timeout | undefined;
+  /** Recent request latencies (ms), for the dashboard's percentiles. */
+  private readonly latencies: number[] = [];
+  private lastStats = { at: Date.now(), received: 0, sent: 0 };
   private readonly bus: Bus;
   private readonly cfg: Config;
   private readonly log: Logger;
@@ -210,6 +217,10 @@ export class Gateway {
     this.aliveTimer.unref();
     this.backpressureTimer = setInterval(() => this.watchBackpressure(), BACKPRESSURE_CHECK_MS);
     this.backpressureTimer.unref();
+    if (this.cfg.dashboardRoom !== 'off') {
+      this.statsTimer = setInterval(() => this.publishStats(this.cfg.dashboardRoom), STATS_INTERVAL_MS);
+      this.statsTimer.unref();
+    }
   }
 
   private defineMetrics(): void {
@@ -229,6 +240,39 @@ export class Gateway {
     scrapedCounter(r, 'rt_gateway_bytes_sent_total', 'Bytes of frames sent to clients.', () => st.bytesOut);
     scrapedCounter(r, 'rt_gateway_slow_consumers_total', 'Connections closed with 1013 for falling more than MAX_BACKPRESSURE_BYTES behind.', () => st.slowConsumers);
     scrapedCounter(r, 'rt_gateway_backpressure_drops_total', 'Frames uWS dropped because a client was over its backpressure limit.', () => st.drops);
+  }
+
+  /**
+   * This gateway's numbers for the dashboard, to the dashboard room's bus subject (every gateway
+   * with a dashboard viewer subscribes to it like any room). One small message a second.
+   */
+  private publishStats(room: string): void {
+    if (!this.bus.connected) return;
+    const now = Date.now();
+    let received = 0;
+    for (const v of this.stats.received.counts.values()) received += v;
+    const secs = Math.max(0.001, (now - this.lastStats.at) / 1000);
+    const lat = this.latencies.splice(0).sort((a, b) => a - b);
+    const pct = (p: number) => (lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! * 100) / 100 : 0);
+    const frame = j({
+      type: 'stats',
+      room,
+      node: this.nodeId,
+      ts: new Date(now).toISOString(),
+      connections: this.conns.size,
+      sse: this.sseConns.size,
+      rooms: this.streams.size,
+      messagesInPerSec: Math.round((received - this.lastStats.received) / secs),
+      messagesOutPerSec: Math.round((this.stats.sent - this.lastStats.sent) / secs),
+      latencyMs: { p50: pct(0.5), p99: pct(0.99), max: pct(1), count: lat.length },
+      busConnected: this.bus.connected,
+    });
+    this.lastStats = { at: now, received, sent: this.stats.sent };
+    try {
+      this.bus.publish(subjects.room(room), encodeRoomEvent(0, '-', frame));
+    } catch {
+      // The bus went down between the check and the publish: skip this second.
+    }
   }
 
   /** Closes, with 1013, every socket more than MAX_BACKPRESSURE_BYTES behind. */
@@ -307,6 +351,7 @@ export class Gateway {
     this.closing = (async () => {
       clearInterval(this.aliveTimer);
       clearInterval(this.backpressureTimer);
+      clearInterval(this.statsTimer);
       this.addressLimiter?.close();
       const conns = [...this.conns];
       const started = Date.now();
@@ -694,9 +739,11 @@ export class Gateway {
   /** Sends the frame to a worker and the worker's answer, if any, to the client. */
   private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other'): void {
     const timer = this.requestDuration.startTimer({ type });
+    const started = performance.now();
     this.request(conn.header + text + '}').then(
       (answer) => {
         timer();
+        if (this.latencies.length < MAX_LATENCY_SAMPLES) this.latencies.push(performance.now() - started);
         if (answer.length > 0) conn.sendLater(answer);
       },
       (err) => {

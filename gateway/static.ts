@@ -49,6 +49,8 @@ export function registerStatic(app: UWS.TemplatedApp): void {
   }
   const index = files.get('/index.html') ?? { body: MISSING, type: TYPES['.html']!, etag: '"missing"' };
   files.set('/', index);
+  const dashboard = files.get('/dashboard.html');
+  if (dashboard) files.set('/dashboard', dashboard);
   for (const [path, file] of files) {
     app.get(path, (res, req) => {
       const fresh = req.getHeader('if-none-match') === file.etag;

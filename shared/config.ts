@@ -57,6 +57,7 @@ export const CONFIG_SPEC = {
   MAX_BACKPRESSURE_BYTES: v({ key: 'maxBackpressureBytes', kind: 'int', min: 1024, default: '1048576', description: 'Bytes a WebSocket client may fall behind; past it the connection is closed with 1013 (it reconnects and recovers from history), so one slow client never slows a room.' }),
   SSE_HEARTBEAT_MS: v({ key: 'sseHeartbeatMs', kind: 'int', min: 100, default: '10000', description: 'Interval of the comment lines that keep `/sse` streams alive through proxies.' }),
   SSE_MAX_BUFFER_BYTES: v({ key: 'sseMaxBufferBytes', kind: 'int', min: 1024, default: '1048576', description: 'Bytes an `/sse` reader may fall behind before its stream is cut (it reconnects and resumes from history).' }),
+  DASHBOARD_ROOM: v({ key: 'dashboardRoom', kind: 'string', default: 'rt.dashboard', description: 'Room where every gateway publishes its `stats` once a second, shown live at `/dashboard`. A `private:` name restricts it to JWTs listing it; `off` turns it off.' }),
   DRAIN_MS: v({ key: 'drainMs', kind: 'int', min: 0, default: '5000', description: 'On SIGTERM the gateway reports not ready at once, refuses new connections, and closes its sockets with 1001 spread over this window, so clients do not reconnect all at once.' }),
   METRICS_PORT: v({ key: 'metricsPort', kind: 'int', min: 0, max: 65535, description: 'Worker only: port for `/metrics`, `/healthz` and `/readyz`. Unset: no HTTP listener.' }),
 } as const;
@@ -131,6 +132,9 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
   if (role !== 'embedded' && !cfg.natsUrl) throw new ConfigError(`NATS_URL is required for the ${role} (e.g. NATS_URL=nats://127.0.0.1:4222)`);
   if (role === 'worker' && !cfg.redisUrl) throw new ConfigError('REDIS_URL is required for the worker (e.g. REDIS_URL=redis://127.0.0.1:6379)');
   if (cfg.jwtSecret !== undefined && cfg.jwtSecret.length < 32) throw new ConfigError('JWT_SECRET is invalid: use at least 32 characters');
+  if (cfg.dashboardRoom !== 'off' && !/^[A-Za-z0-9_.:-]{1,128}$/.test(cfg.dashboardRoom)) {
+    throw new ConfigError(`DASHBOARD_ROOM=${JSON.stringify(cfg.dashboardRoom)} is invalid: expected a room name ([A-Za-z0-9_.:-]{1,128}) or off`);
+  }
   const keySources = [cfg.jwtSecret, cfg.jwtPublicKeyFile, cfg.jwtJwksFile].filter((x) => x !== undefined).length;
   if (keySources > 1) throw new ConfigError('JWT_SECRET, JWT_PUBLIC_KEY_FILE and JWT_JWKS_FILE are exclusive: set one');
   return cfg;

@@ -124,6 +124,10 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
   directEvent: { type: 'direct', from: bob, content: 'psst', ts: TS },
   notificationEvent: { type: 'notification', notification, unread: 1 },
   notificationsReadEvent: { type: 'notifications.read', all: true, unread: 0 },
+  statsEvent: {
+    type: 'stats', room: 'rt.dashboard', node: 'gw-1', ts: '2026-11-21T09:30:01.000Z', connections: 1200, sse: 3, rooms: 80,
+    messagesInPerSec: 150, messagesOutPerSec: 12_000, latencyMs: { p50: 0.8, p99: 3.1, max: 7.5, count: 150 }, busConnected: true,
+  },
   error: { type: 'error', id: 3, code: 'not_member', message: 'join room "lobby" first' },
 };
 

@@ -322,6 +322,26 @@ export const Pong = Type.Object(
 );
 
 /** Server events by `type` that this server sends today (`error` also answers failed requests). */
+export const StatsEvent = Type.Object(
+  {
+    type: Type.Literal('stats'),
+    room: describe(RoomName, 'The dashboard room (DASHBOARD_ROOM).'),
+    node: Type.String({ description: 'The gateway these numbers are from.' }),
+    ts: Timestamp,
+    connections: Type.Integer({ minimum: 0, description: 'Open WebSocket connections.' }),
+    sse: Type.Integer({ minimum: 0, description: 'Open /sse streams.' }),
+    rooms: Type.Integer({ minimum: 0, description: 'Rooms with local members.' }),
+    messagesInPerSec: Type.Number({ minimum: 0, description: 'Frames received from clients per second, over the last interval.' }),
+    messagesOutPerSec: Type.Number({ minimum: 0, description: 'Frames sent to clients per second, over the last interval.' }),
+    latencyMs: Type.Object(
+      { p50: Type.Number(), p99: Type.Number(), max: Type.Number(), count: Type.Integer({ minimum: 0 }) },
+      { description: 'Request latency (gateway → worker → gateway) over the last interval, in ms.' },
+    ),
+    busConnected: Type.Boolean(),
+  },
+  { description: 'Once a second from every gateway, to members of the dashboard room (DASHBOARD_ROOM, default `rt.dashboard`); the live /dashboard page shows them.' },
+);
+
 export const Events = {
   welcome: WelcomeEvent,
   message: MessageEvent,
@@ -330,6 +350,7 @@ export const Events = {
   direct: DirectEvent,
   notification: NotificationEvent,
   'notifications.read': NotificationsReadEvent,
+  stats: StatsEvent,
   error: ErrorFrame,
 } satisfies Record<string, TSchema>;
 

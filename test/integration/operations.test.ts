@@ -115,3 +115,32 @@ describe('graceful drain', () => {
     await t.stop();
   });
 });
+
+describe('the live dashboard feed', () => {
+  it('every gateway publishes its stats once a second to the dashboard room', async () => {
+    const t = await distributedTarget({}, { gateways: 2, workers: 1 });
+    try {
+      const viewer = await TestClient.connect(t.gateways[0]!, { query: { username: 'ops' } });
+      await viewer.ok({ type: 'join', room: 'rt.dashboard' });
+      const busy = await TestClient.connect(t.gateways[1]!, { query: { username: 'busy' } });
+      await busy.ok({ type: 'join', room: 'work' });
+      for (let i = 0; i < 20; i++) await busy.ok({ type: 'publish', room: 'work', content: `w${i}` });
+      const nodes = new Set<string>();
+      let sawTraffic = false;
+      while (nodes.size < 2 || !sawTraffic) {
+        const s = await viewer.next((f) => f.type === 'stats', 5000);
+        expect(s).toMatchObject({ room: 'rt.dashboard', connections: expect.any(Number), busConnected: true, latencyMs: { p99: expect.any(Number) } });
+        nodes.add(s.node as string);
+        if (s.node === 'gw2' && (s.messagesInPerSec as number) > 0) sawTraffic = true;
+      }
+      expect([...nodes].sort()).toEqual(['gw1', 'gw2']);
+      const page = await fetch(`${t.gateways[0]!.replace(/^ws/, 'http')}/dashboard`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('dashboard.js');
+      viewer.close();
+      busy.close();
+    } finally {
+      await t.stop();
+    }
+  });
+});
