@@ -41,8 +41,12 @@ room.on('stats', (frame) => {
   const s = frame as unknown as Stats;
   latest.set(s.node, { stats: s, seen: Date.now() });
 });
-room.join().catch((err: Error) => {
+// No timeout: the join waits for the connection, however long the server is away (as in the demo).
+room.join({ timeoutMs: Infinity }).catch((err: Error) => {
   $('empty').textContent = `Cannot join ${roomName}: ${err.message}`;
+});
+client.connect().catch(() => {
+  // The state pill shows why.
 });
 
 /** Once a second: forget silent gateways, add a point per gateway, redraw. */
@@ -58,6 +62,9 @@ setInterval(() => {
   }
   render();
 }, 1000);
+
+// The canvas's bitmap follows its CSS size only when drawn: draw again when the window changes.
+window.addEventListener('resize', () => drawChart());
 
 function render(): void {
   const all = [...latest.values()].map((v) => v.stats).sort((a, b) => a.node.localeCompare(b.node));
@@ -111,7 +118,8 @@ function drawChart(): void {
     g.moveTo(pad.l, y);
     g.lineTo(width - pad.r, y);
     g.stroke();
-    g.fillText(Math.round(top * (1 - i / 4)).toLocaleString(), 4, y + 4);
+    // Quarters of a round number: 7.5 and 2.5 are shown as they are, not rounded to 8 and 3.
+    g.fillText((top * (1 - i / 4)).toLocaleString(undefined, { maximumFractionDigits: 1 }), 4, y + 4);
   }
   const legend = $('legend');
   legend.replaceChildren();
