@@ -7,7 +7,7 @@
  * user's subject only while that user has a local connection.
  */
 import type * as UWS from 'uWebSockets.js';
-import { subjects, BusError, type Bus, type BusSubscription } from '../shared/bus.ts';
+import { subjects, subjectToken, BusError, type Bus, type BusSubscription } from '../shared/bus.ts';
 import type { Config } from '../shared/config.ts';
 import { encodeRoomEvent, envelopeHeader, readUserEventHeader } from '../shared/envelope.ts';
 import { randomId } from '../shared/ids.ts';
@@ -90,8 +90,8 @@ class Conn implements StreamMember {
   readonly rooms = new Set<string>();
   /** Rooms with a join in flight, so a second join or a leave does not race it. */
   readonly joining = new Set<string>();
-  /** Rooms where this connection said `typing: true` last. */
-  readonly typing = new Set<string>();
+  /** Rooms where this connection said `typing: true` last (made on first use: most never type). */
+  private typingRooms: Set<string> | undefined;
   /** Frames received before the session opened (undefined once it is open). */
   early: string[] | undefined = [];
   sessionId = '';
@@ -109,6 +109,12 @@ class Conn implements StreamMember {
   ) {
     this.user = identity.user;
     this.header = envelopeHeader(id, node, this.user);
+  }
+  get typing(): Set<string> {
+    return (this.typingRooms ??= new Set());
+  }
+  get isTyping(): boolean {
+    return this.typingRooms !== undefined && this.typingRooms.size > 0;
   }
   openSession(sessionId: string): void {
     this.sessionId = sessionId;
@@ -151,7 +157,9 @@ export class Gateway {
   private sseHeartbeat: NodeJS.Timeout | undefined;
   private readonly streams = new Map<string, RoomStream>();
   private readonly streamSubs = new Map<RoomStream, BusSubscription>();
-  private readonly users = new Map<string, { refs: number; sub: BusSubscription }>();
+  /** Local connections per user (for MAX_CONNECTIONS_PER_USER). */
+  private readonly users = new Map<string, number>();
+  private readonly userEvents: BusSubscription;
   private draining = false;
   private closing: Promise<void> | undefined;
   private readonly aliveTimer: NodeJS.Timeout;
@@ -190,6 +198,7 @@ export class Gateway {
       fetchAfter: (room, after, limit) => this.fetchAfter(room, after, limit),
     };
     this.app = this.uws.App();
+    this.userEvents = this.bus.subscribe(subjects.allUsers, (data, subject) => this.onUserEvent(data, subject));
     this.registry = createRegistry({ node: this.nodeId });
     this.requestDuration = new Histogram({
       name: 'rt_gateway_request_duration_seconds',
@@ -378,7 +387,7 @@ export class Gateway {
       }
       this.streamSubs.clear();
       this.streams.clear();
-      for (const u of this.users.values()) u.sub.unsubscribe();
+      this.userEvents.unsubscribe();
       this.users.clear();
     })();
     return this.closing;
@@ -584,7 +593,7 @@ export class Gateway {
       return;
     }
     const perUser = this.cfg.maxConnectionsPerUser;
-    if (perUser > 0 && (this.users.get(data.identity.user.id)?.refs ?? 0) >= perUser) {
+    if (perUser > 0 && (this.users.get(data.identity.user.id) ?? 0) >= perUser) {
       this.stats.connects.add('user_limit');
       ws.end(CLOSE_CODES.POLICY_VIOLATION.code, `too many connections for this user (${perUser})`);
       return;
@@ -711,10 +720,10 @@ export class Gateway {
             return;
           }
           // Publishing ends typing. Only connections that said they type pay the extra request.
-          if (conn.typing.size > 0 && conn.typing.delete(req.room)) this.stopTyping(conn, req.room);
+          if (conn.isTyping && conn.typing.delete(req.room)) this.stopTyping(conn, req.room);
         } else if (req.type === 'typing') {
           if (req.typing) conn.typing.add(req.room);
-          else conn.typing.delete(req.room);
+          else if (conn.isTyping) conn.typing.delete(req.room);
         }
         this.forward(conn, req.id, text, req.type);
         return;
@@ -819,7 +828,7 @@ export class Gateway {
       return;
     }
     conn.rooms.delete(req.room);
-    conn.typing.delete(req.room);
+    if (conn.isTyping) conn.typing.delete(req.room);
     conn.ws.unsubscribe(stream.topic);
     stream.detach(conn);
     this.releaseStream(stream);
@@ -845,7 +854,7 @@ export class Gateway {
     if (conn.sessionId) {
       // The session now waits out its grace period. If no worker hears of it, the session is
       // detached anyway when this gateway stops reporting it is alive.
-      this.request(conn.header + j({ type: '$detach', typing: [...conn.typing] }) + '}').catch((err: unknown) => {
+      this.request(conn.header + j({ type: '$detach', typing: conn.isTyping ? [...conn.typing] : [] }) + '}').catch((err: unknown) => {
         this.log.warn({ conn: conn.id, err: unavailableMessage(err) }, 'detach not recorded');
       });
     }
@@ -909,7 +918,7 @@ export class Gateway {
       res.cork(() => sse.start(headers, 2000));
       this.ensureSseHeartbeat();
       this.watchUser(sse);
-      this.sseSubscribe(`u:${sse.user.id}`, sse);
+      this.sseSubscribe(userTopic(sse.user.id), sse);
       await Promise.all(rooms.map((room) => this.followSse(sse, room, positions.get(room))));
     })().catch((err: unknown) => {
       this.log.warn({ err: (err as Error).message }, 'sse stream failed');
@@ -952,7 +961,7 @@ export class Gateway {
     if (!held) return;
     this.sseConns.delete(sse);
     sse.closed = true;
-    this.sseUnsubscribe(`u:${sse.user.id}`, sse);
+    this.sseUnsubscribe(userTopic(sse.user.id), sse);
     this.unwatchUser(sse);
     for (const { member, stream } of held) {
       this.sseUnsubscribe(stream.topic, member);
@@ -1030,40 +1039,39 @@ export class Gateway {
   }
 
   /** Subscribes the gateway to a user's bus subject while it has a connection or stream of theirs. */
+  /** Counts a user's local connections and subscribes the socket to the user's topic. */
   private watchUser(conn: { user: User; ws?: UWS.WebSocket<UpgradeData> }): void {
     const id = conn.user.id;
-    const topic = `u:${id}`;
-    let entry = this.users.get(id);
-    if (!entry) {
-      const sub = this.bus.subscribe(subjects.user(id), (data) => {
-        const h = readUserEventHeader(data);
-        if (!h) return;
-        const frame = data.subarray(h.offset);
-        // ws.publish reaches every subscriber of the topic but that socket itself.
-        const except = h.except === undefined ? undefined : this.connsById.get(h.except);
-        if (except && !except.closed) {
-          const n = this.app.numSubscribers(topic) - 1;
-          except.ws.publish(topic, frame, false);
-          this.stats.sent += n;
-          this.stats.bytesOut += n * frame.length;
-        } else {
-          this.publish(topic, frame);
-          return;
-        }
-        if (this.sseByTopic.size > 0) this.publishSse(topic, frame);
-      });
-      entry = { refs: 0, sub };
-      this.users.set(id, entry);
-    }
-    entry.refs++;
-    conn.ws?.subscribe(topic);
+    this.users.set(id, (this.users.get(id) ?? 0) + 1);
+    conn.ws?.subscribe(userTopic(id));
   }
 
   private unwatchUser(conn: { user: User }): void {
-    const entry = this.users.get(conn.user.id);
-    if (!entry || --entry.refs > 0) return;
-    entry.sub.unsubscribe();
-    this.users.delete(conn.user.id);
+    const refs = (this.users.get(conn.user.id) ?? 0) - 1;
+    if (refs > 0) this.users.set(conn.user.id, refs);
+    else this.users.delete(conn.user.id);
+  }
+
+  /**
+   * A user event from the bus (all users' events come through one subscription): to the user's
+   * local sockets and SSE streams, if any, but the connection the event names as its origin.
+   */
+  private onUserEvent(data: Uint8Array, subject: string): void {
+    const topic = `u:${subject.slice(subjects.userPrefix.length)}`;
+    const h = readUserEventHeader(data);
+    if (!h) return;
+    const frame = data.subarray(h.offset);
+    const except = h.except === undefined ? undefined : this.connsById.get(h.except);
+    if (except && !except.closed) {
+      // ws.publish reaches every subscriber of the topic but that socket itself.
+      const n = this.app.numSubscribers(topic) - 1;
+      if (n > 0) except.ws.publish(topic, frame, false);
+      this.stats.sent += n;
+      this.stats.bytesOut += n * frame.length;
+      if (this.sseByTopic.size > 0) this.publishSse(topic, frame);
+    } else {
+      this.publish(topic, frame);
+    }
   }
 
   /** History for a stream's gap, asked of a worker as the gateway itself. */
@@ -1085,6 +1093,11 @@ export class Gateway {
 }
 
 const connOf = new WeakMap<UWS.WebSocket<UpgradeData>, Conn>();
+
+/** The uWS topic of a user's sockets: named by the user's subject token, so a bus event maps to it without a lookup. */
+function userTopic(userId: string): string {
+  return `u:${subjectToken(userId)}`;
+}
 
 /** A bounded label for rt_gateway_auth_failures_total from a refusal reason. */
 function authFailureReason(reason = ''): string {

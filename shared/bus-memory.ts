@@ -75,6 +75,8 @@ type Job =
 
 export class MemoryHub {
   readonly #entries = new Map<string, Entry>();
+  /** Subscriptions ending in `>` (NATS: one or more further tokens), by the prefix before it. */
+  readonly #wild = new Map<string, Entry>();
   #queue: Job[] = [];
   #scheduled = false;
 
@@ -89,7 +91,13 @@ export class MemoryHub {
 
   /** @internal */
   listenersOf(subject: string): readonly Listener[] {
-    return this.#entries.get(subject)?.listeners ?? [];
+    const exact = this.#entries.get(subject)?.listeners ?? [];
+    if (this.#wild.size === 0) return exact;
+    let out = exact;
+    for (const [prefix, e] of this.#wild) {
+      if (subject.length > prefix.length && subject.startsWith(prefix) && e.listeners.length > 0) out = [...out, ...e.listeners];
+    }
+    return out;
   }
 
   /** @internal True when anything at all listens on `subject` (NATS: "has interest"). */
@@ -100,6 +108,13 @@ export class MemoryHub {
 
   /** @internal */
   addListener(subject: string, l: Listener): void {
+    if (subject.endsWith('.>')) {
+      const prefix = subject.slice(0, -1);
+      const w = this.#wild.get(prefix) ?? { listeners: [], groups: new Map() };
+      w.listeners = [...w.listeners, l];
+      this.#wild.set(prefix, w);
+      return;
+    }
     const e = this.#entry(subject);
     e.listeners = [...e.listeners, l];
   }
@@ -107,6 +122,14 @@ export class MemoryHub {
   /** @internal */
   removeListener(subject: string, l: Listener): void {
     l.active = false;
+    if (subject.endsWith('.>')) {
+      const prefix = subject.slice(0, -1);
+      const w = this.#wild.get(prefix);
+      if (!w) return;
+      w.listeners = w.listeners.filter((x) => x !== l);
+      if (w.listeners.length === 0) this.#wild.delete(prefix);
+      return;
+    }
     const e = this.#entries.get(subject);
     if (!e) return;
     e.listeners = e.listeners.filter((x) => x !== l);

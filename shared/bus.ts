@@ -10,7 +10,8 @@
  *   at once when no handler is subscribed, `disconnected` when the bus is down). It never hangs.
  * - A handler that throws answers the request with a `BusError` of kind `handler`; the bus stays up.
  * - `subscribe` is active for messages published after it returns (NATS: after the server has
- *   the subscription, which `flush()` waits for).
+ *   the subscription, which `flush()` waits for). A subject ending in `.>` matches every subject
+ *   with that prefix and one or more further tokens (NATS semantics); others match exactly.
  * - Payloads are bytes and are not copied: a receiver must not mutate them.
  */
 export interface Bus {
@@ -62,6 +63,14 @@ export const subjects = {
   room: (room: string) => `rt.room.${subjectToken(room)}`,
   /** Events for every connection of one user: direct messages, notifications. */
   user: (userId: string) => `rt.user.${subjectToken(userId)}`,
+  /**
+   * All user events. Each gateway takes them all through this one subscription and keeps those of
+   * users it holds a connection of: a subscription per connected user would cost more memory and
+   * a SUB/UNSUB per connect than the extra traffic, since direct messages and notifications are
+   * few next to room traffic (which stays interest-based, per room).
+   */
+  allUsers: 'rt.user.>',
+  userPrefix: 'rt.user.',
   /** Messages addressed to one gateway. */
   node: (nodeId: string) => `rt.node.${subjectToken(nodeId)}`,
 } as const;

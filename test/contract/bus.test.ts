@@ -91,6 +91,30 @@ function busContract(name: string, makePair: () => Promise<Pair>): void {
       expect(got).toEqual([['hello', subject]]);
     });
 
+    it('a subject ending in .> matches every subject with one or more further tokens, and nothing else', async () => {
+      const base = fresh('wild');
+      const got: string[] = [];
+      const sub = b.subscribe(`${base}.>`, (data, s) => got.push(`${s}=${text(data)}`));
+      await b.flush();
+      a.publish(`${base}.one`, bytes('1'));
+      a.publish(`${base}.two.deep`, bytes('2'));
+      a.publish(base, bytes('no: the prefix itself'));
+      a.publish(`${base}x.three`, bytes('no: another subject'));
+      a.publish(`${base}.four`, bytes('4'));
+      await until('three messages', () => got.length >= 3);
+      expect(got).toEqual([`${base}.one=1`, `${base}.two.deep=2`, `${base}.four=4`]);
+      sub.unsubscribe();
+      await b.flush();
+      const marker = fresh('marker');
+      let seen = false;
+      b.subscribe(marker, () => (seen = true));
+      await b.flush();
+      a.publish(`${base}.five`, bytes('5'));
+      a.publish(marker, bytes('m'));
+      await until('the marker', () => seen);
+      expect(got).toHaveLength(3);
+    });
+
     it('delivery is never synchronous inside publish', async () => {
       const subject = fresh('async');
       let calls = 0;
