@@ -35,10 +35,20 @@ export interface MetricDef {
   better: Better;
   /** Show ratios to the references (not for fractions delivered). */
   ratio: boolean;
+  /** Flag it when it gets worse (not for figures of the load generator itself). */
+  track: boolean;
 }
 
 export function metricDefs(p: ScenarioParams): MetricDef[] {
-  const m = (key: string, label: string, unit: Unit, better: Better, ratio = unit !== 'pct'): MetricDef => ({ key, scenario: key[0]!, label, unit, better, ratio });
+  const m = (key: string, label: string, unit: Unit, better: Better, ratio = unit !== 'pct', track = true): MetricDef => ({
+    key,
+    scenario: key[0]!,
+    label,
+    unit,
+    better,
+    ratio,
+    track,
+  });
   const defs: MetricDef[] = [
     m('A.rate', `A fan-out 1 → ${p.members}: deliveries/s (window ${p.window})`, 'rate', 'higher'),
     m('Adeep.rate', `A fan-out 1 → ${p.members}: deliveries/s (deep window ${p.deepWindow})`, 'rate', 'higher'),
@@ -51,11 +61,13 @@ export function metricDefs(p: ScenarioParams): MetricDef[] {
       m(`B${r}.p99`, `B ${r} msg/s → ${p.members}: p99 latency (ms)`, 'ms', 'lower'),
       m(`B${r}.max`, `B ${r} msg/s → ${p.members}: max latency (ms)`, 'ms', 'lower'),
       m(`B${r}.delivered`, `B ${r} msg/s → ${p.members}: delivered`, 'pct', 'higher'),
+      m(`B${r}.lgDelay`, `B ${r} msg/s: load generator's own event-loop delay p99 (ms, included above)`, 'ms', 'lower', false, false),
     );
   }
   defs.push(
-    m('C.rssPerConn', `C ${p.idleConnections} idle in ${p.idleRooms} rooms: RSS/connection, socket-holding process(es) (KiB)`, 'kib', 'lower'),
-    m('C.rssAllPerConn', 'C RSS/connection, all server processes (KiB)', 'kib', 'lower'),
+    m('C.rssPerConn', `C ${p.idleConnections} idle in ${p.idleRooms} rooms: RSS/connection of the socket-holding process(es), after a full GC (KiB)`, 'kib', 'lower'),
+    m('C.rssNoGcPerConn', 'C the same before the GC (KiB)', 'kib', 'lower'),
+    m('C.rssAllPerConn', 'C RSS/connection, all server processes, after a full GC (KiB)', 'kib', 'lower'),
     m('C.connRate', 'C connections/s (ours with a JWT each)', 'rate', 'higher'),
     m('D.rate', `D ${p.rooms} rooms × ${p.roomSize}, a publisher each: deliveries/s`, 'rate', 'higher'),
     m('D.delivered', 'D delivered', 'pct', 'higher'),
@@ -156,9 +168,11 @@ export function resultsTable(run: SavedRun): string {
       const reasons = targets.map((t) => missingFor(run, t, d.scenario)).filter(Boolean);
       if (reasons.length === 0) continue;
     }
+    const phase = d.key.split('.')[0]!;
+    const clientBound = (t: TargetName) => d.ratio && (median(run.results, t, `${phase}.lg`) ?? 0) >= 90;
     rows.push([
       d.label,
-      ...targets.map((t) => cell(d.unit, stat(run.results[t]?.[d.key]), missingFor(run, t, d.scenario))),
+      ...targets.map((t) => cell(d.unit, stat(run.results[t]?.[d.key]), missingFor(run, t, d.scenario)) + (clientBound(t) ? ' ⚠' : '')),
       ...ratios.map(([a, b]) => (d.ratio ? ratio(run.results, a, b, d.key) : '')),
     ]);
   }
@@ -176,7 +190,8 @@ export function cpuTable(run: SavedRun): string {
       const srv = median(run.results, t, `${ph.key}.srv`);
       const oth = median(run.results, t, `${ph.key}.oth`);
       if (lg === undefined) return '—';
-      return `${lg >= 90 ? '⚠ ' : ''}${lg.toFixed(0)} / ${srv?.toFixed(0) ?? '?'} / ${oth?.toFixed(0) ?? '?'}`;
+      const n = (x: number | undefined) => x?.toFixed(0) ?? '?';
+      return `${lg >= 90 ? '⚠ ' : ''}${n(lg)} / ${n(srv)} / ${oth !== undefined && oth >= 30 ? '⚠ ' : ''}${n(oth)}`;
     });
     if (cells.every((c) => c === '—')) continue;
     rows.push([ph.label, ...cells]);
@@ -232,8 +247,8 @@ export function checks(run: SavedRun): Check[] {
     }
   }
   if (has('C')) {
-    absCheck('C RSS per idle connection on a gateway (cluster)', median(r, 'cluster', 'C.rssPerConn'), (x) => x <= 3, '≤ 3 KiB', (x) => `${x.toFixed(2)} KiB`);
-    absCheck('C RSS per idle connection, embedded process (gateway + worker + store)', median(r, 'embedded', 'C.rssPerConn'), (x) => x <= 3, '≤ 3 KiB', (x) => `${x.toFixed(2)} KiB`);
+    absCheck('C RSS per idle connection on a gateway (cluster; after a full GC)', median(r, 'cluster', 'C.rssPerConn'), (x) => x <= 3, '≤ 3 KiB', (x) => `${x.toFixed(2)} KiB`);
+    absCheck('C RSS per idle connection, embedded process (gateway + worker + store; after a full GC)', median(r, 'embedded', 'C.rssPerConn'), (x) => x <= 3, '≤ 3 KiB', (x) => `${x.toFixed(2)} KiB`);
     ratioCheck('C connections/s with JWT: embedded ÷ raw uWS', q('embedded', 'raw-uws', 'C.connRate'), 0.5);
     ratioCheck('C connections/s with JWT: cluster ÷ raw uWS', q('cluster', 'raw-uws', 'C.connRate'), 0.5);
   }
@@ -265,6 +280,7 @@ export function regressions(prev: SavedRun, cur: SavedRun, threshold = 0.1): { w
   let compared = 0;
   for (const t of cur.targets) {
     for (const d of defs) {
+      if (!d.track) continue;
       const before = median(prev.results, t, d.key);
       const now = median(cur.results, t, d.key);
       if (before === undefined || now === undefined || before === 0) continue;
@@ -281,7 +297,12 @@ export function regressions(prev: SavedRun, cur: SavedRun, threshold = 0.1): { w
 export function regressionsText(prev: SavedRun | undefined, cur: SavedRun): string {
   if (!prev) return 'No previous `bench/results/latest.json`: nothing to compare with.';
   const { worse, compared } = regressions(prev, cur);
-  const head = `Previous run: ${prev.date} (commit ${prev.commit}). ${compared} figures compared; worse by more than 10 %: ${worse.length === 0 ? 'none' : worse.length}.`;
+  const differs = (['members', 'window', 'deepWindow', 'measureMs', 'latencyMs', 'idleConnections', 'rooms', 'roomSize', 'gateways', 'workers'] as const).filter(
+    (k) => prev.params[k] !== cur.params[k],
+  );
+  const head =
+    `Previous run: ${prev.date} (commit ${prev.commit}, \`${prev.command}\`). ${compared} figures compared; worse by more than 10 %: ${worse.length === 0 ? 'none' : worse.length}.` +
+    (differs.length ? ` Parameters differ (${differs.join(', ')}): the comparison is only indicative.` : '');
   if (worse.length === 0) return head;
   const defs = new Map(metricDefs(cur.params).map((d) => [d.label, d]));
   const rows = ['| Target | Metric | Before | Now | Change |', '| --- | --- | --- | --- | --- |'];

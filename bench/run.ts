@@ -6,7 +6,8 @@
  *   --scenarios A,B,C,D,E    --targets raw-uws,embedded,cluster,socketio,socketio-redis
  *   --gateways N --workers M (cluster, default 2 and 2)   --sio-nodes K (socketio-redis, default 2)
  *   --window W --deep-window W2 --measure-ms T --warmup-ms T --latency-ms T
- *   --cpu-prof DIR      run `embedded` under node --cpu-prof (profile written to DIR when it stops)
+ *   --cpu-prof DIR      profile our servers' processes (embedded; the cluster's gateways and workers)
+ *                       during each measured phase of A, B and D: DIR/<target>-<phase>-<process>.cpuprofile
  *   --no-save           print the report, write nothing to bench/results
  *
  * Servers run on core 0 (`taskset -c 0`), this process — the load generator — on core 1. Each run
@@ -15,15 +16,16 @@
  * `bench/results/latest.json`, compared with the previous `latest.json` (regressions > 10 %).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from '../bin/cluster.ts';
 import { summarizeProfile } from './profile.ts';
 import { checks, checksTable, cpuTable, regressionsText, resultsTable, type Results, type SavedRun } from './report.ts';
-import { FULL, NotImplemented, QUICK, idleScenario, roomScenarios, roomsScenarios, type Context, type Figures, type ScenarioParams } from './scenarios.ts';
-import { TARGET_NAMES, describeTarget, pinTo, startTarget, tasksetAvailable, type Target, type TargetName, type TargetOptions } from './targets.ts';
+import { until } from './loadgen/measure.ts';
+import { FULL, NotImplemented, QUICK, idleScenario, roomScenarios, roomsScenarios, type Context, type Figures, type PhaseProfiler, type ScenarioParams } from './scenarios.ts';
+import { TARGET_NAMES, describeTarget, pinTo, roles, startTarget, tasksetAvailable, type Target, type TargetName, type TargetOptions } from './targets.ts';
 
 const RESULTS_DIR = join(ROOT, 'bench', 'results');
 const SCENARIOS = ['A', 'B', 'C', 'D', 'E'];
@@ -197,13 +199,47 @@ async function phase(name: TargetName, list: string[], fn: () => Promise<Figures
   }
 }
 
+/** SIGUSR2 to every profiled process starts, and again stops, a profile (bench/agent.mjs). */
+function profiler(target: Target, run: number): PhaseProfiler {
+  const dir = targetOpts.cpuProfDir!;
+  let pids: number[] = [];
+  const signal = () => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGUSR2');
+      } catch {
+        // gone
+      }
+    }
+  };
+  return {
+    start() {
+      pids = target.profilePids();
+      signal();
+    },
+    async stop(phase) {
+      signal();
+      for (const pid of pids) {
+        const mine = (f: string) => f.startsWith(`prof-${pid}-`);
+        await until(() => readdirSync(dir).some(mine), 10_000, 50);
+        for (const f of readdirSync(dir).filter(mine)) {
+          const name = `${target.name}-${phase}-${roles.get(pid) ?? pid}-run${run}.cpuprofile`;
+          renameSync(join(dir, f), join(dir, name));
+          profiles.push(join(dir, name));
+        }
+      }
+    },
+  };
+}
+const profiles: string[] = [];
+
 log(`bench: ${runs} run${runs > 1 ? 's' : ''} × targets ${targets.join(', ')} × scenarios ${scenarios.join(', ')}${args.quick ? ' (quick)' : ''}`);
 log(`servers on core 0, load generator on core 1: ${pin ? 'yes (taskset)' : 'no'}; logs in ${workDir}`);
 
 for (let run = 1; run <= runs; run++) {
   for (const name of targets) {
     const tag = `${run}${Math.random().toString(36).slice(2, 6)}`;
-    const ctx = (target: Target): Context => ({ target, params, tag, log });
+    const ctx = (target: Target): Context => ({ target, params, tag, log, ...(targetOpts.cpuProfDir && target.profilePids().length ? { profiler: profiler(target, run) } : {}) });
     const ab = { A: applicable(name, 'A'), B: applicable(name, 'B') };
     const de = { D: applicable(name, 'D'), E: applicable(name, 'E') };
     if (ab.A || ab.B || de.D || de.E) {
@@ -265,7 +301,7 @@ const doc = `# Benchmark ${date}
 ${targets.map((t) => `  - \`${t}\`: ${describeTarget(t, targetOpts)}`).join('\n')}
 - **Our settings:** every limit off (\`RATE_LIMIT_RPS=0 CONNECT_RATE_PER_IP=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_USER=0 MAX_ROOMS_PER_CONNECTION=0\`), \`LOG_LEVEL=warn\`, \`ALLOW_ANONYMOUS=true\` (\`?username=\`) except in C (a JWT per connection, \`JWT_SECRET\`, HS256).
 - **Load generator:** one Node process, raw sockets with a minimal RFC 6455 client (bench/loadgen/) that counts frames from their headers; source addresses 127.1.0.1–200; connects ${p.connectConcurrency} at a time.
-- **Workload:** content of ${p.contentLength} characters per message; A: ${p.members} members, one of them publishing with ${p.window} (and ${p.deepWindow}) publishes outstanding, measured ${p.measureMs / 1000} s after ${p.warmupMs / 1000} s warm-up; B: ${p.rates.join(' and ')} msg/s for ${p.latencyMs / 1000} s each; C: ${p.idleConnections} connections, ${p.idleRooms} rooms; D: ${p.rooms} rooms × ${p.roomSize} members, member 0 of each publishes with ${p.roomWindow} outstanding; E: one \`POST /api/notifications\` to the ${p.rooms * p.roomSize} users of D (the references store nothing, they only publish to each user's topic or room).
+- **Workload:** content of ${p.contentLength} characters per message; A: ${p.members} members, one of them publishing with ${p.window} (and ${p.deepWindow}) publishes outstanding, measured ${p.measureMs / 1000} s after ${p.warmupMs / 1000} s warm-up; B: ${p.rates.join(' and ')} msg/s for ${p.latencyMs / 1000} s each; C: ${p.idleConnections} connections, ${p.idleRooms} rooms; D: ${p.rooms} rooms × ${p.roomSize} members, one of each room publishes with ${p.roomWindow} outstanding; E: one \`POST /api/notifications\` to the ${p.rooms * p.roomSize} users of D (the references store nothing, they only publish to each user's topic or room).
 
 ## Results (median of ${runs}, min–max)
 
@@ -277,7 +313,7 @@ Deliveries are \`message\` frames received by the load generator, every member c
 
 ${cpuTable(saved)}
 
-"Other" is machine busy time outside the load generator and the target's processes: the kernel's softirq network work (accounted to no process) and anything else running — a high figure means the run was disturbed. ⚠: the load generator used ≥ 90 % of its core, so that figure may be the client's limit rather than the server's.
+"Other" is the machine's busy time not charged to the load generator or the target: processes that are neither (other people's test runs) and kernel network work done outside any process (a few % when the machine is otherwise idle). ⚠ on the load generator: it used ≥ 90 % of its core, so that figure may be the client's limit rather than the server's. ⚠ on other: ≥ 30 % of a core went elsewhere, so the run was disturbed.
 
 ## Targets of the issue
 
@@ -290,15 +326,12 @@ ${notes.length ? `\n## Notes\n\n${notes.map((n) => `- ${n}`).join('\n')}\n` : ''
 ## Caveats
 
 - One machine with 2 cores: the servers (all processes of a target, NATS and Redis included) share core 0; the load generator has core 1. Other work on the machine (other agents' test runs) can disturb any figure; the min–max spread shows how much.
-- RSS per connection is the growth of resident memory after ${p.idleConnections} connections joined their rooms and sat idle 2 s, without forcing a garbage collection.
-- Latency is measured in the load generator's process from the scheduled send time: it includes the client's own event-loop delay.
+- RSS per connection is the growth of resident memory between two readings after a full garbage collection (bench/agent.mjs): before connecting, and after ${p.idleConnections} connections joined their rooms and sat idle 2 s; the row "before the GC" is the same growth without collecting.
+- Latency is measured in the load generator's process from the scheduled send time to the start of the event-loop poll batch that read it: the client's own event-loop delay is included (its p99 is in the table), the time it spends reading the batch's 1000 sockets one after another is not.
 `;
 
 process.stdout.write(`\n${doc}`);
-if (targetOpts.cpuProfDir) {
-  const files = readdirSync(targetOpts.cpuProfDir).filter((f) => f.endsWith('.cpuprofile'));
-  for (const f of files) process.stdout.write(`\nProfile ${join(targetOpts.cpuProfDir, f)}:\n${summarizeProfile(join(targetOpts.cpuProfDir, f), 25)}\n`);
-}
+for (const f of profiles) process.stdout.write(`\nProfile ${f}:\n${summarizeProfile(f, 20)}\n`);
 if (!args['no-save']) {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = join(RESULTS_DIR, `${date.replace(/:/g, '-')}.md`);

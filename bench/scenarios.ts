@@ -15,17 +15,20 @@
  *    fraction of (sent × members) delivered.
  * C  idle: 10,000 connections (ours with a JWT in `?token=`) opened with bounded concurrency, then
  *    joined to 100 rooms of 100. Connections/s from the first connect to the last welcome; RSS per
- *    connection = growth of the socket-holding processes' RSS / connections, after 2 s idle.
- * D  many rooms: 1000 rooms × 10 members; member 0 of each room publishes with a small window
- *    (held while its own echo lags); deliveries/s at all 10,000 members.
+ *    connection = growth of the socket-holding processes' RSS / connections, after 2 s idle and
+ *    a full garbage collection (bench/agent.mjs), and before that collection.
+ * D  many rooms: 1000 rooms × 10 members; one member of each room publishes with a small window
+ *    (held while its own echo lags); deliveries/s at all 10,000 members. Members of a room, and the
+ *    publishers of consecutive rooms, alternate between the endpoints (gateways, Socket.IO nodes).
  * E  notifications: on D's 10,000 connections (10,000 distinct users), one `POST /api/notifications`
  *    with all user ids; time until 202 (stored) and until every user's `notification` arrived.
  */
 import { request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SignJWT } from 'jose';
 import { BenchClient, COUNT_CAPTURE, Counters, type Endpoint } from './loadgen/protocols.ts';
 import { CpuMeter, Latencies, forEachLimit, openMany, rssBytes as rssOf, settleFrames, settleServer, sleep, sourceAddress, until, untilStalled } from './loadgen/measure.ts';
-import { API_KEY, JWT_SECRET, OURS, type Target } from './targets.ts';
+import { API_KEY, JWT_SECRET, OURS, collectGarbage, type Target } from './targets.ts';
 
 export interface ScenarioParams {
   /** Members of the room of A and B. */
@@ -70,8 +73,15 @@ export const QUICK: ScenarioParams = { ...FULL, warmupMs: 500, measureMs: 2000, 
 /** Figures of one scenario run, by metric key (see report.ts). */
 export type Figures = Record<string, number>;
 
+/** Profiles the target's processes during one measured phase (run.ts --cpu-prof). */
+export interface PhaseProfiler {
+  start(): void;
+  stop(phase: string): Promise<void>;
+}
+
 export interface Context {
   target: Target;
+  profiler?: PhaseProfiler;
   params: ScenarioParams;
   /** Unique per run, in user and room names. */
   tag: string;
@@ -195,9 +205,11 @@ async function fanout(ctx: Context, counters: Counters, clients: BenchClient[], 
   await sleep(p.warmupMs);
   const m0 = counters.messages;
   const meter = new CpuMeter(target.pids).start();
+  ctx.profiler?.start();
   await sleep(p.measureMs);
   const m1 = counters.messages;
   const cpu = meter.read();
+  await ctx.profiler?.stop(`A-window-${window}`);
   running = false;
   await untilStalled(() => outstanding === 0 && counters.messages - start >= published * members, () => counters.messages + counters.replies);
   await settleFrames(counters, 200, 5_000);
@@ -224,6 +236,10 @@ async function latency(ctx: Context, counters: Counters, clients: BenchClient[],
   }
   const start = counters.messages;
   const meter = new CpuMeter(target.pids).start();
+  // The load generator's own event-loop delay is part of every latency it measures: report it.
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+  ctx.profiler?.start();
   const period = 1000 / rate;
   const t0 = performance.now() + 5;
   let k = 0;
@@ -243,6 +259,9 @@ async function latency(ctx: Context, counters: Counters, clients: BenchClient[],
   const expected = total * clients.length;
   await untilStalled(() => counters.messages - start >= expected, () => counters.messages);
   const cpu = meter.read();
+  loopDelay.disable();
+  await ctx.profiler?.stop(`B-${rate}`);
+  const lgDelayP99 = loopDelay.percentile(99) / 1e6;
   await settleFrames(counters, 200, 3_000);
   for (const c of clients) {
     c.latency = undefined;
@@ -251,9 +270,10 @@ async function latency(ctx: Context, counters: Counters, clients: BenchClient[],
   const s = sink.summary();
   const delivered = (counters.messages - start) / expected;
   ctx.log(
-    `  B ${rate} msg/s: p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, max ${s.max.toFixed(1)} ms, ${(delivered * 100).toFixed(2)} % delivered, loadgen ${cpu.loadgen.toFixed(0)} % CPU`,
+    `  B ${rate} msg/s: p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, max ${s.max.toFixed(1)} ms, ${(delivered * 100).toFixed(2)} % delivered, ` +
+      `loadgen ${cpu.loadgen.toFixed(0)} % CPU (event-loop delay p99 ${lgDelayP99.toFixed(1)} ms), server ${cpu.server.toFixed(0)} %, other ${cpu.other.toFixed(0)} %`,
   );
-  return { p50: s.p50, p99: s.p99, max: s.max, delivered, lg: cpu.loadgen, srv: cpu.server, oth: cpu.other };
+  return { p50: s.p50, p99: s.p99, max: s.max, delivered, lgDelay: lgDelayP99, lg: cpu.loadgen, srv: cpu.server, oth: cpu.other };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,7 +293,10 @@ export async function idleScenario(ctx: Context): Promise<Figures> {
       Array.from({ length: n }, (_, i) => new SignJWT({ name: `c${i}` }).setProtectedHeader({ alg: 'HS256' }).setSubject(`c${i}-${tag}`).setExpirationTime(exp).sign(key)),
     );
   }
-  await sleep(1000);
+  // The baseline after a full GC too: start-up garbage (module compilation) would otherwise be
+  // freed by the later collection and hide connections' memory.
+  await sleep(500);
+  await collectGarbage(target);
   const sum = (pids: number[]) => pids.reduce((s, pid) => s + rssOf(pid), 0);
   const socketRss0 = sum(target.socketPids());
   const allRss0 = sum(target.pids());
@@ -292,14 +315,20 @@ export async function idleScenario(ctx: Context): Promise<Figures> {
     await settleFrames(counters);
     await settleServer(target.pids);
     await sleep(2000);
+    const perConn = (bytes: number) => bytes / clients.length / 1024;
+    const socketRssNoGc = sum(target.socketPids()) - socketRss0;
+    await collectGarbage(target);
     const socketRss = sum(target.socketPids()) - socketRss0;
     const allRss = sum(target.pids()) - allRss0;
-    const rssPerConn = socketRss / clients.length / 1024;
-    ctx.log(`  C RSS +${(socketRss / 2 ** 20).toFixed(1)} MiB in socket-holding processes = ${rssPerConn.toFixed(2)} KiB/connection (all processes: ${(allRss / clients.length / 1024).toFixed(2)} KiB)`);
+    ctx.log(
+      `  C RSS +${(socketRss / 2 ** 20).toFixed(1)} MiB in socket-holding processes after a full GC = ${perConn(socketRss).toFixed(2)} KiB/connection ` +
+        `(before the GC ${perConn(socketRssNoGc).toFixed(2)} KiB; all processes after GC: ${perConn(allRss).toFixed(2)} KiB)`,
+    );
     return {
       'C.connRate': connRate,
-      'C.rssPerConn': rssPerConn,
-      'C.rssAllPerConn': allRss / clients.length / 1024,
+      'C.rssPerConn': perConn(socketRss),
+      'C.rssNoGcPerConn': perConn(socketRssNoGc),
+      'C.rssAllPerConn': perConn(allRss),
       'C.failures': opened.failures,
       'C.lg': cpu.loadgen,
       'C.srv': cpu.server,
@@ -349,7 +378,9 @@ async function manyRooms(ctx: Context, counters: Counters, clients: BenchClient[
   let running = true;
   let published = 0;
   const publishers: { stop(): void; idle(): boolean }[] = [];
-  for (let i = 0; i < clients.length; i += p.roomSize) {
+  for (let r = 0; r * p.roomSize < clients.length; r++) {
+    // Member r mod roomSize of room r: consecutive rooms' publishers alternate between gateways.
+    const i = r * p.roomSize + (r % p.roomSize);
     const pub = clients[i]!;
     const room = roomOf(i);
     pub.conn.batchWrites = true;
@@ -384,9 +415,11 @@ async function manyRooms(ctx: Context, counters: Counters, clients: BenchClient[
   await sleep(p.warmupMs);
   const m0 = counters.messages;
   const meter = new CpuMeter(target.pids).start();
+  ctx.profiler?.start();
   await sleep(p.measureMs);
   const m1 = counters.messages;
   const cpu = meter.read();
+  await ctx.profiler?.stop('D');
   running = false;
   await untilStalled(() => publishers.every((x) => x.idle()) && counters.messages - start >= published * p.roomSize, () => counters.messages + counters.replies);
   await settleFrames(counters, 200, 5_000);
@@ -395,9 +428,14 @@ async function manyRooms(ctx: Context, counters: Counters, clients: BenchClient[
   const delivered = (counters.messages - start) / (published * p.roomSize);
   ctx.log(
     `  D ${p.rooms} rooms × ${p.roomSize}: ${fmtRate(rate)} deliveries/s, ${(delivered * 100).toFixed(2)} % delivered, loadgen ${cpu.loadgen.toFixed(0)} % CPU, server ${cpu.server.toFixed(0)} %, other ${cpu.other.toFixed(0)} %` +
-      (counters.errors > errors0 ? `, ${counters.errors - errors0} errors` : ''),
+      (counters.errors > errors0 ? `, ${counters.errors - errors0} errors (last: ${lastError(clients)})` : ''),
   );
   return { rate, delivered, lg: cpu.loadgen, srv: cpu.server, oth: cpu.other, errors: counters.errors - errors0 };
+}
+
+function lastError(clients: BenchClient[]): string {
+  for (const c of clients) if (c.lastError) return c.lastError;
+  return '?';
 }
 
 interface HttpAnswer {

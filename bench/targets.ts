@@ -52,9 +52,15 @@ export interface TargetOptions {
   sioNodes: number;
   /** Directory for logs and run files. */
   workDir: string;
-  /** Start `embedded` with --cpu-prof, writing the profile here when it exits. */
+  /**
+   * Profile `embedded` and the cluster's gateways and workers: each SIGUSR2 pair (see
+   * Target.profilePids and bench/agent.mjs) writes one CPU profile per process here.
+   */
   cpuProfDir?: string;
 }
+
+/** Process ids with their role (`gateway-1`), for naming profiles. */
+export const roles = new Map<number, string>();
 
 export interface Target {
   name: TargetName;
@@ -67,7 +73,30 @@ export interface Target {
   socketPids(): number[];
   /** Every server-side process (CPU). */
   pids(): number[];
+  /** Our Node processes that can be profiled (with TargetOptions.cpuProfDir). */
+  profilePids(): number[];
+  /** Node processes running bench/agent.mjs (SIGWINCH: a full garbage collection). */
+  nodePids(): number[];
   stop(): Promise<void>;
+}
+
+const AGENT = join(ROOT, 'bench', 'agent.mjs');
+
+/** Every Node process of a target preloads the agent; ours also get the profile directory. */
+function agentEnv(o: TargetOptions, profiled: boolean): Record<string, string> {
+  return { NODE_OPTIONS: `--import=${AGENT}`, ...(profiled && o.cpuProfDir ? { RT_BENCH_PROFILE_DIR: o.cpuProfDir } : {}) };
+}
+
+/** Sends SIGWINCH (a full GC, bench/agent.mjs) to the target's Node processes and lets it finish. */
+export async function collectGarbage(t: Target): Promise<void> {
+  for (const pid of t.nodePids()) {
+    try {
+      process.kill(pid, 'SIGWINCH');
+    } catch {
+      // gone
+    }
+  }
+  await new Promise((r) => setTimeout(r, 1500));
 }
 
 export function describeTarget(name: TargetName, o: Pick<TargetOptions, 'gateways' | 'workers' | 'sioNodes'>): string {
@@ -139,7 +168,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
     case 'socketio': {
       const port = await freePort();
       const script = name === 'raw-uws' ? 'bench/servers/raw-uws.ts' : 'bench/servers/socketio.ts';
-      const proc = nodeProcess(o, name, script, cleanEnv({ PORT: String(port), HOST: '127.0.0.1' }));
+      const proc = nodeProcess(o, name, script, cleanEnv({ ...agentEnv(o, false), PORT: String(port), HOST: '127.0.0.1' }));
       await started(proc, () => waitForPort('127.0.0.1', port, 20_000, proc));
       return {
         name,
@@ -148,13 +177,14 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
         http: local(port),
         socketPids: () => (proc.pid ? [proc.pid] : []),
         pids: () => (proc.pid ? [proc.pid] : []),
+        profilePids: () => [],
+        nodePids: () => (proc.pid ? [proc.pid] : []),
         stop: async () => void (await proc.stop(5000)),
       };
     }
     case 'embedded': {
       const port = await freePort();
-      const args = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
-      const proc = nodeProcess(o, name, 'bin/embedded.ts', cleanEnv({ ...BENCH_ENV, PORT: String(port), HOST: '127.0.0.1' }), args);
+      const proc = nodeProcess(o, name, 'bin/embedded.ts', cleanEnv({ ...BENCH_ENV, ...agentEnv(o, true), PORT: String(port), HOST: '127.0.0.1' }));
       await started(proc, async () => {
         await waitFor(async () => (await httpStatus(`http://127.0.0.1:${port}/readyz`, 1000)) === 200 || undefined, {
           timeoutMs: 30_000,
@@ -163,6 +193,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
           proc,
         });
       });
+      if (proc.pid) roles.set(proc.pid, 'embedded');
       return {
         name,
         proto: 'rt',
@@ -170,6 +201,8 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
         http: local(port),
         socketPids: () => (proc.pid ? [proc.pid] : []),
         pids: () => (proc.pid ? [proc.pid] : []),
+        profilePids: () => (o.cpuProfDir && proc.pid ? [proc.pid] : []),
+        nodePids: () => (proc.pid ? [proc.pid] : []),
         // SIGTERM: a clean exit, which is also when --cpu-prof writes its profile.
         stop: async () => void (await proc.stop(15_000)),
       };
@@ -179,11 +212,12 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
       const cluster: Cluster = await startCluster({
         gateways: o.gateways,
         workers: o.workers,
-        env: BENCH_ENV,
+        env: { ...BENCH_ENV, ...agentEnv(o, true) },
         runDir,
         readyTimeoutMs: 60_000,
       });
       if (o.pin) for (const pid of cluster.pids()) pinTo(0, pid);
+      for (const n of [...cluster.gateways, ...cluster.workers]) if (n.pid) roles.set(n.pid, n.name);
       return {
         name,
         proto: 'rt',
@@ -191,6 +225,8 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
         http: local(cluster.gateways[0]!.port),
         socketPids: () => cluster.gateways.flatMap((g) => (g.pid ? [g.pid] : [])),
         pids: () => cluster.pids(),
+        profilePids: () => (o.cpuProfDir ? [...cluster.gateways, ...cluster.workers].flatMap((n) => (n.pid ? [n.pid] : [])) : []),
+        nodePids: () => [...cluster.gateways, ...cluster.workers].flatMap((n) => (n.pid ? [n.pid] : [])),
         stop: () => cluster.stop(),
       };
     }
@@ -202,7 +238,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
       try {
         for (let i = 0; i < o.sioNodes; i++) {
           const port = await freePort();
-          const proc = nodeProcess(o, `socketio-redis-${i + 1}`, 'bench/servers/socketio.ts', cleanEnv({ PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redis.url }));
+          const proc = nodeProcess(o, `socketio-redis-${i + 1}`, 'bench/servers/socketio.ts', cleanEnv({ ...agentEnv(o, false), PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redis.url }));
           await started(proc, () => waitForPort('127.0.0.1', port, 20_000, proc));
           procs.push(proc);
           ports.push(port);
@@ -220,6 +256,8 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
         http: local(ports[0]!),
         socketPids: pids,
         pids: () => [...pids(), ...(redis.pid ? [redis.pid] : [])],
+        profilePids: () => [],
+        nodePids: pids,
         stop: async () => {
           await Promise.allSettled(procs.map((p) => p.stop(5000)));
           await redis.stop();

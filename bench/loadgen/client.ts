@@ -17,7 +17,8 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const HEADER_END = Buffer.from('\r\n\r\n');
 const MAX_RESPONSE_HEAD = 16 * 1024;
 
-export type DataHandler = (opcode: number, data: Buffer, length: number) => void;
+/** A data message: `buf[start, start + captured)` are its first bytes (see FrameHandler). */
+export type DataHandler = (opcode: number, buf: Buffer, start: number, captured: number, length: number) => void;
 
 export interface OpenOptions {
   host: string;
@@ -67,7 +68,7 @@ export class WsConn {
     private readonly accept: string,
     capture: number,
   ) {
-    this.parser = new FrameParser((op, data, len) => this.frame(op, data, len), capture);
+    this.parser = new FrameParser((op, buf, start, captured, len) => (op < 0x8 ? this.onData(op, buf, start, captured, len) : this.control(op, buf.subarray(start, start + captured))), capture);
   }
 
   /**
@@ -169,19 +170,18 @@ export class WsConn {
   }
 
   private read(buf: Buffer, n: number): void {
-    const chunk = buf.subarray(0, n);
     if (!this.isUpgraded) {
-      this.handshake(chunk);
+      this.handshake(buf.subarray(0, n));
       return;
     }
-    this.parse(chunk);
+    this.parse(buf, n);
   }
 
-  private parse(chunk: Buffer): void {
+  private parse(chunk: Buffer, n = chunk.length): void {
     const batch = this.batchWrites;
     if (batch) this.socket.cork();
     try {
-      this.parser.push(chunk);
+      this.parser.push(chunk, n);
     } catch (err) {
       this.error = err as Error;
       this.socket.destroy();
@@ -221,15 +221,13 @@ export class WsConn {
     this.socket.destroy();
   }
 
-  private frame(op: number, data: Buffer, len: number): void {
-    if (op < 0x8) {
-      this.onData(op, data, len);
-    } else if (op === OP_PING) {
+  private control(op: number, data: Buffer): void {
+    if (op === OP_PING) {
       if (!this.closed) this.socket.write(encodeFrame(OP_PONG, Buffer.from(data)));
     } else if (op === OP_CLOSE) {
-      this.closeCode = len >= 2 ? data.readUInt16BE(0) : 1005;
-      this.closeReason = len > 2 ? data.toString('utf8', 2) : '';
-      if (!this.closed) this.socket.end(encodeFrame(OP_CLOSE, Buffer.from(data.subarray(0, Math.min(2, len)))));
+      this.closeCode = data.length >= 2 ? data.readUInt16BE(0) : 1005;
+      this.closeReason = data.length > 2 ? data.toString('utf8', 2) : '';
+      if (!this.closed) this.socket.end(encodeFrame(OP_CLOSE, Buffer.from(data.subarray(0, Math.min(2, data.length)))));
     }
   }
 }

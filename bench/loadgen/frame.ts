@@ -8,9 +8,9 @@
  * tell a `message` event from a `reply` (`{"type":"m…` vs `{"type":"r…`) — and the whole payload
  * only when asked (latency measurement parses a timestamp out of it).
  *
- * Zero copies in the common case: when the captured bytes lie in one chunk, the handler receives a
- * view into that chunk. A view is valid only during the call (the client reuses one read buffer for
- * every socket); a message whose captured bytes straddle two chunks is copied once.
+ * Nothing is allocated per frame in the common case: the handler is given the chunk and the offset
+ * of the captured bytes in it, valid only during the call (the client reuses one read buffer for
+ * every socket); a message whose captured bytes straddle two chunks or fragments is copied.
  */
 import { randomFillSync } from 'node:crypto';
 
@@ -23,10 +23,12 @@ export const OP_PONG = 0xa;
 
 /**
  * Called once per complete data message (text or binary, after its final fragment) and once per
- * control frame (close, ping, pong). `data` holds the first `min(capture, length)` payload bytes of
- * a data message and the whole payload of a control frame; `length` is the full payload length.
+ * control frame (close, ping, pong), with `buf[start, start + captured)` holding the first
+ * `captured = min(capture, length)` payload bytes of a data message, or the whole payload of a
+ * control frame; `length` is the full payload length. No object is allocated for the call: `buf` is
+ * usually the chunk being parsed, valid only during the call.
  */
-export type FrameHandler = (opcode: number, data: Buffer, length: number) => void;
+export type FrameHandler = (opcode: number, buf: Buffer, start: number, captured: number, length: number) => void;
 
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
@@ -36,7 +38,7 @@ const EMPTY = Buffer.alloc(0);
 /** Largest payload accepted (the servers under test cap frames far below this). */
 const MAX_PAYLOAD = 2 ** 31;
 
-/** Header length implied by its first two bytes: 2, +2 or +8 for the extended length, +4 for a mask. */
+/** Header length implied by its second byte: 2, +2 or +8 for the extended length, +4 for a mask. */
 export function headerLength(b1: number): number {
   const len7 = b1 & 0x7f;
   return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
@@ -59,7 +61,7 @@ export class FrameParser {
   private headerHave = 0;
   private inPayload = false;
 
-  // The frame being read.
+  // The frame being read (slow path: a frame that does not lie whole in one chunk).
   private fin = false;
   private opcode = 0;
   private masked = false;
@@ -72,11 +74,15 @@ export class FrameParser {
   // The data message being read (one frame, or several fragments).
   private msgOpcode = 0;
   private msgLength = 0;
-  /** Captured pieces of the message: views into the current chunk until `own()` copies them. */
-  private pieces: Buffer[] = [];
-  private piecesLength = 0;
-  /** `pieces[0, owned)` are copies; the rest are views into the chunk being parsed. */
-  private owned = 0;
+  /**
+   * Captured bytes of the message: `capBuf[capStart, capStart + capLength)`. `capBuf` is the chunk
+   * being parsed (a view, nothing copied) until the message straddles two chunks or fragments,
+   * then an owned copy.
+   */
+  private capBuf: Buffer = EMPTY;
+  private capStart = 0;
+  private capLength = 0;
+  private capOwned = false;
 
   // A control frame (at most 125 bytes, may arrive between the fragments of a message).
   private readonly control = Buffer.alloc(125);
@@ -89,11 +95,35 @@ export class FrameParser {
   }
 
   /** Parses one chunk of the byte stream. The handler runs synchronously for each complete frame. */
-  push(chunk: Buffer): void {
-    const n = chunk.length;
+  push(chunk: Buffer, n = chunk.length): void {
     this.bytes += n;
     let off = 0;
     while (off < n) {
+      // Fast path: a whole unmasked, unfragmented data frame in this chunk (nearly every frame).
+      if (!this.inPayload && this.headerHave === 0 && this.msgOpcode === 0 && n - off >= 2) {
+        const b0 = chunk[off]!;
+        const b1 = chunk[off + 1]!;
+        const op = b0 & 0x0f;
+        if ((b0 & 0xf0) === 0x80 && (op === OP_TEXT || op === OP_BINARY) && b1 < 127) {
+          let len = b1;
+          let h = 2;
+          if (len === 126) {
+            if (n - off >= 4) {
+              len = (chunk[off + 2]! << 8) | chunk[off + 3]!;
+              h = 4;
+            } else h = 0;
+          }
+          if (h !== 0 && off + h + len <= n) {
+            const start = off + h;
+            off = start + len;
+            this.frames++;
+            this.messages++;
+            if (op === OP_TEXT) this.textMessages++;
+            this.onFrame(op, chunk, start, len < this.capture ? len : this.capture, len);
+            continue;
+          }
+        }
+      }
       if (!this.inPayload) {
         const avail = n - off;
         if (this.headerHave === 0 && avail >= 2 && avail >= headerLength(chunk[off + 1]!)) {
@@ -118,7 +148,7 @@ export class FrameParser {
       if (this.opcode >= 0x8) {
         this.copyControl(chunk, off, take);
       } else {
-        const want = this.capture - this.piecesLength;
+        const want = this.capture - this.capLength;
         if (want > 0) this.keep(chunk, off, Math.min(take, want));
       }
       off += take;
@@ -129,7 +159,8 @@ export class FrameParser {
         this.endFrame();
       }
     }
-    if (this.pieces.length > this.owned) this.own();
+    // A message still in progress must not keep a view into the chunk the caller will reuse.
+    if (this.capLength > 0 && !this.capOwned) this.own(0);
   }
 
   /** Reads a complete header at `buf[at]`; returns its length. */
@@ -174,11 +205,32 @@ export class FrameParser {
     return p - at;
   }
 
+  /** Adds `chunk[off, off + len)` to the captured bytes of the message. */
   private keep(chunk: Buffer, off: number, len: number): void {
-    let piece = chunk.subarray(off, off + len);
-    if (this.masked) piece = this.unmask(piece);
-    this.pieces.push(piece);
-    this.piecesLength += len;
+    if (this.capLength === 0 && !this.masked) {
+      this.capBuf = chunk;
+      this.capStart = off;
+      this.capLength = len;
+      this.capOwned = false;
+      return;
+    }
+    // A second piece (next chunk, next fragment) or a masked one: copy into an owned buffer.
+    const at = this.capLength;
+    this.own(len);
+    chunk.copy(this.capBuf, at, off, off + len);
+    if (this.masked) {
+      for (let i = 0; i < len; i++) this.capBuf[at + i]! ^= this.maskKey[(this.pos + i) & 3]!;
+    }
+    this.capLength = at + len;
+  }
+
+  /** Moves the captured bytes into an owned buffer with room for `extra` more. */
+  private own(extra: number): void {
+    const copy = Buffer.allocUnsafe(this.capLength + extra);
+    this.capBuf.copy(copy, 0, this.capStart, this.capStart + this.capLength);
+    this.capBuf = copy;
+    this.capStart = 0;
+    this.capOwned = true;
   }
 
   private copyControl(chunk: Buffer, off: number, len: number): void {
@@ -188,39 +240,28 @@ export class FrameParser {
     }
   }
 
-  /** A copy of the piece with the frame's mask removed (servers never mask; a parser should cope). */
-  private unmask(piece: Buffer): Buffer {
-    const out = Buffer.allocUnsafe(piece.length);
-    for (let i = 0; i < piece.length; i++) out[i] = piece[i]! ^ this.maskKey[(this.pos + i) & 3]!;
-    return out;
-  }
-
-  /** Copies the captured pieces out of the chunk, which the caller is about to reuse. */
-  private own(): void {
-    const views = this.pieces.splice(this.owned);
-    this.pieces.push(Buffer.concat(views));
-    this.owned = this.pieces.length;
-  }
-
   private endFrame(): void {
     this.frames++;
     const op = this.opcode;
     if (op >= 0x8) {
-      this.onFrame(op, this.control.subarray(0, this.pos), this.pos);
+      this.onFrame(op, this.control, 0, this.pos, this.pos);
       return;
     }
     if (!this.fin) return;
-    const data = this.pieces.length === 0 ? EMPTY : this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.piecesLength);
     const msgOp = this.msgOpcode;
     const length = this.msgLength;
+    const buf = this.capBuf;
+    const start = this.capStart;
+    const captured = this.capLength;
     this.msgOpcode = 0;
     this.msgLength = 0;
-    this.pieces = [];
-    this.piecesLength = 0;
-    this.owned = 0;
+    this.capBuf = EMPTY;
+    this.capStart = 0;
+    this.capLength = 0;
+    this.capOwned = false;
     this.messages++;
     if (msgOp === OP_TEXT) this.textMessages++;
-    this.onFrame(msgOp, data, length);
+    this.onFrame(msgOp, buf, start, captured, length);
   }
 }
 

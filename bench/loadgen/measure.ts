@@ -49,22 +49,23 @@ export interface CpuReading {
   /** Server processes together, % of one core. */
   server: number;
   /**
-   * Busy time of the whole machine not accounted to the load generator or the servers, % of one
-   * core: other processes (other people's test runs), plus softirq work of the network stack, which
-   * Linux accounts to no process. A high figure means the measurement was disturbed.
+   * Busy time of the machine not charged to the load generator or the servers, % of one core: other
+   * processes (other people's test runs), and kernel network work done outside any process. A high
+   * figure means the measurement was disturbed. (Softirq work done inside our processes' system
+   * calls is charged to them, so /proc/stat's softirq column cannot be subtracted separately.)
    */
   other: number;
   seconds: number;
 }
 
-/** Busy and softirq jiffies of all CPUs, from the first line of /proc/stat. */
-function machineTicks(): { busy: number; softirq: number } {
+/** Busy jiffies of all CPUs, from the first line of /proc/stat. */
+function machineTicks(): { busy: number } {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
     const [user, nice, system, _idle, _iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
-    return { busy: user! + nice! + system! + irq! + softirq! + steal!, softirq: softirq! };
+    return { busy: user! + nice! + system! + irq! + softirq! + steal! };
   } catch {
-    return { busy: 0, softirq: 0 };
+    return { busy: 0 };
   }
 }
 
@@ -73,7 +74,7 @@ export class CpuMeter {
   private t0 = 0;
   private lg0 = process.cpuUsage();
   private srv0 = 0;
-  private machine0 = { busy: 0, softirq: 0 };
+  private machine0 = { busy: 0 };
   constructor(private readonly pids: () => number[]) {}
 
   start(): this {

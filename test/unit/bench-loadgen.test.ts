@@ -21,7 +21,7 @@ interface Seen {
 /** A parser that records every frame, copying what it is handed (views die with the chunk). */
 function recorder(capture: number): { parser: FrameParser; seen: Seen[] } {
   const seen: Seen[] = [];
-  const parser = new FrameParser((opcode, data, length) => seen.push({ opcode, data: Buffer.from(data).toString('latin1'), length }), capture);
+  const parser = new FrameParser((opcode, buf, start, captured, length) => seen.push({ opcode, data: buf.toString('latin1', start, start + captured), length }), capture);
   return { parser, seen };
 }
 
