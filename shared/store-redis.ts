@@ -118,6 +118,10 @@ export class RedisStore implements Store {
       // - connectTimeout bounds each connection attempt to a host that does not answer.
       // Reconnecting goes on forever with a capped backoff.
       enableOfflineQueue: true,
+      // Commands issued in the same event-loop tick go out as one pipeline: under load, many
+      // publishes' append scripts share a round trip (they are independent; order per connection
+      // is kept, so one room's appends stay in issue order).
+      enableAutoPipelining: true,
       maxRetriesPerRequest: 1,
       commandTimeout: commandTimeoutMs,
       connectTimeout: Math.max(1000, commandTimeoutMs),
