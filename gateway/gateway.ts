@@ -14,7 +14,7 @@ import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
 import { RtError, errorFrame } from '../shared/errors.ts';
 import { CLOSE_CODES } from '../shared/protocol/codes.ts';
-import type { MessageEvent, RequestOf, User } from '../shared/protocol/schemas.ts';
+import { ROOM_PATTERN, type MessageEvent, type RequestOf, type User } from '../shared/protocol/schemas.ts';
 import { parseRequest, requestIdOf } from '../shared/protocol/validate.ts';
 import { asyncApiDocument } from '../shared/protocol/asyncapi.ts';
 import { loadNativeUws } from '../shared/uws.ts';
@@ -32,6 +32,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const j = JSON.stringify;
 const SUBPROTOCOL = 'rt.v1';
+const ROOM_NAME = new RegExp(ROOM_PATTERN);
 const USERNAME = /^[^\u0000-\u001f\u007f]{1,64}$/u;
 
 interface UpgradeData {
@@ -882,8 +883,7 @@ export class Gateway {
     if (origin && this.allowedOrigins && !this.allowedOrigins.has(origin.toLowerCase())) return ex.error('forbidden', 'origin not allowed');
     if (this.addressLimiter && !this.addressLimiter.allow(address)) return ex.error('rate_limited', 'too many connection attempts from this address');
     const rooms = [...new Set((query.get('rooms') ?? '').split(',').filter(Boolean))];
-    const roomPattern = /^[A-Za-z0-9_.:-]{1,128}$/;
-    const bad = rooms.find((r) => !roomPattern.test(r));
+    const bad = rooms.find((r) => !ROOM_NAME.test(r));
     if (bad !== undefined) return ex.error('bad_request', `invalid room name "${bad.slice(0, 130)}"`);
     if (this.cfg.maxRoomsPerConnection > 0 && rooms.length > this.cfg.maxRoomsPerConnection) {
       return ex.error('forbidden', `a stream may follow at most ${this.cfg.maxRoomsPerConnection} rooms`);

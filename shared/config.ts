@@ -5,6 +5,8 @@
  * variable (exit code 2).
  */
 
+import { ROOM_PATTERN } from './protocol/schemas.ts';
+
 type Kind = 'string' | 'int' | 'bool' | 'url' | 'enum' | 'list';
 
 interface VarSpec {
@@ -132,7 +134,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
   if (role !== 'embedded' && !cfg.natsUrl) throw new ConfigError(`NATS_URL is required for the ${role} (e.g. NATS_URL=nats://127.0.0.1:4222)`);
   if (role === 'worker' && !cfg.redisUrl) throw new ConfigError('REDIS_URL is required for the worker (e.g. REDIS_URL=redis://127.0.0.1:6379)');
   if (cfg.jwtSecret !== undefined && cfg.jwtSecret.length < 32) throw new ConfigError('JWT_SECRET is invalid: use at least 32 characters');
-  if (cfg.dashboardRoom !== 'off' && !/^[A-Za-z0-9_.:-]{1,128}$/.test(cfg.dashboardRoom)) {
+  if (cfg.dashboardRoom !== 'off' && !new RegExp(ROOM_PATTERN).test(cfg.dashboardRoom)) {
     throw new ConfigError(`DASHBOARD_ROOM=${JSON.stringify(cfg.dashboardRoom)} is invalid: expected a room name ([A-Za-z0-9_.:-]{1,128}) or off`);
   }
   const keySources = [cfg.jwtSecret, cfg.jwtPublicKeyFile, cfg.jwtJwksFile].filter((x) => x !== undefined).length;
