@@ -41,6 +41,8 @@ interface UpgradeData {
   authError?: string;
   /** `?session=` of the upgrade: the session to resume. */
   session?: string;
+  /** The connection, once open (uWS keeps this object per socket: no side table needed). */
+  conn?: Conn;
 }
 
 /** What a ticket remembers between `POST /api/tickets` and the upgrade that uses it. */
@@ -89,8 +91,8 @@ class GatewayStats {
 class Conn implements StreamMember {
   closed = false;
   readonly rooms = new Set<string>();
-  /** Rooms with a join in flight, so a second join or a leave does not race it. */
-  readonly joining = new Set<string>();
+  /** Rooms with a join in flight, so a second join or a leave does not race it (made on first join). */
+  private joiningRooms: Set<string> | undefined;
   /** Rooms where this connection said `typing: true` last (made on first use: most never type). */
   private typingRooms: Set<string> | undefined;
   /** Frames received before the session opened (undefined once it is open). */
@@ -110,6 +112,9 @@ class Conn implements StreamMember {
   ) {
     this.user = identity.user;
     this.header = envelopeHeader(id, node, this.user);
+  }
+  get joining(): Set<string> {
+    return (this.joiningRooms ??= new Set());
   }
   get typing(): Set<string> {
     return (this.typingRooms ??= new Set());
@@ -602,7 +607,7 @@ export class Gateway {
     const limiter = this.cfg.rateLimitRps > 0 ? new ConnectionLimiter(this.cfg.rateLimitRps, Math.max(1, this.cfg.rateLimitBurst)) : undefined;
     this.stats.connects.add('accepted');
     const conn = new Conn(ws, randomId(12), data.identity, this.nodeId, limiter, this.stats);
-    connOf.set(ws, conn);
+    data.conn = conn;
     this.conns.add(conn);
     this.connsById.set(conn.id, conn);
     this.watchUser(conn);
@@ -655,7 +660,7 @@ export class Gateway {
   }
 
   private message(ws: UWS.WebSocket<UpgradeData>, message: ArrayBuffer, isBinary: boolean): void {
-    const conn = connOf.get(ws);
+    const conn = ws.getUserData().conn;
     if (!conn) return;
     if (isBinary) {
       ws.end(CLOSE_CODES.UNSUPPORTED_DATA.code, 'binary frames are not supported');
@@ -837,7 +842,7 @@ export class Gateway {
   }
 
   private onClose(ws: UWS.WebSocket<UpgradeData>): void {
-    const conn = connOf.get(ws);
+    const conn = ws.getUserData().conn;
     if (!conn) return;
     conn.closed = true;
     clearTimeout(conn.expiryTimer);
@@ -1092,7 +1097,6 @@ export class Gateway {
   }
 }
 
-const connOf = new WeakMap<UWS.WebSocket<UpgradeData>, Conn>();
 
 /** The uWS topic of a user's sockets: named by the user's subject token, so a bus event maps to it without a lookup. */
 function userTopic(userId: string): string {
