@@ -243,7 +243,11 @@ export class Worker {
       ts,
       dedupeKey: f.cid === undefined ? undefined : `${u.id}\n${f.cid}`,
     });
-    if (!res.duplicate) this.bus.publish(subjects.room(f.room), encodeRoomEvent(res.seq, res.epoch, head + res.seq + tail));
+    // A duplicate is announced again: its first attempt may have been stored without being
+    // published (its worker died, or its Redis command timed out here but ran when Redis
+    // recovered). Gateways drop a seq they already delivered, so members see it once either way.
+    const storedTail = res.duplicate ? tail.replace(`"ts":"${ts}"`, `"ts":"${res.ts}"`) : tail;
+    this.bus.publish(subjects.room(f.room), encodeRoomEvent(res.seq, res.epoch, head + res.seq + storedTail));
     if (f.id === undefined) return '';
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"seq":${res.seq},"ts":"${res.ts}"}`;
   }

@@ -118,6 +118,28 @@ describe.each(TARGETS)('rooms (%s)', (_name, start) => {
     });
   });
 
+  it('a message stored by an attempt that never announced it reaches the members when the client retries', async () => {
+    const room = uniq('orphan');
+    const ann = await connect('ann');
+    const bob = await connect('bob', gwB);
+    await ann.ok({ type: 'join', room });
+    await bob.ok({ type: 'join', room });
+    // What a first attempt leaves behind when its worker dies after storing, or when its Redis
+    // command timed out in the worker but ran once Redis recovered: stored, never published.
+    const ts = new Date().toISOString();
+    const head = `{"type":"message","room":${JSON.stringify(room)},"seq":`;
+    const tail = `,"user":{"id":"ann","name":"ann"},"content":"orphan","ts":"${ts}","cid":"o-1"}`;
+    const stored = await t.workers[0]!.store!.append(room, { head, tail, ts, dedupeKey: 'ann\no-1' });
+    expect(stored).toMatchObject({ seq: 1, duplicate: false });
+    // The retry is a duplicate: same seq, nothing stored again, and the members get it now.
+    expect(await ann.ok({ type: 'publish', room, content: 'orphan', cid: 'o-1' })).toMatchObject({ seq: 1, ts });
+    for (const c of [ann, bob]) expect(await c.next((f) => f.type === 'message', 3000)).toMatchObject({ seq: 1, content: 'orphan', ts });
+    // A second retry announces it again; the gateways drop it: nobody sees it twice.
+    await ann.ok({ type: 'publish', room, content: 'orphan', cid: 'o-1' });
+    await ann.ok({ type: 'publish', room, content: 'next' });
+    for (const c of [ann, bob]) expect(await c.next((f) => f.type === 'message', 3000)).toMatchObject({ seq: 2, content: 'next' });
+  });
+
   describe('presence', () => {
     it('a user with connections on two gateways joins once and leaves once', async () => {
       const room = uniq('pres');
