@@ -169,7 +169,7 @@ export function resultsTable(run: SavedRun): string {
       if (reasons.length === 0) continue;
     }
     const phase = d.key.split('.')[0]!;
-    const clientBound = (t: TargetName) => d.ratio && (median(run.results, t, `${phase}.lg`) ?? 0) >= 90;
+    const clientBound = (t: TargetName) => d.unit === 'rate' && (median(run.results, t, `${phase}.lg`) ?? 0) >= 90;
     rows.push([
       d.label,
       ...targets.map((t) => cell(d.unit, stat(run.results[t]?.[d.key]), missingFor(run, t, d.scenario)) + (clientBound(t) ? ' ⚠' : '')),
@@ -273,7 +273,11 @@ export interface Regression {
   change: number;
 }
 
-/** Metrics (with a direction) whose median got worse by more than `threshold` since `prev`. */
+/**
+ * Metrics (with a direction) whose median got worse by more than `threshold` since `prev` and lies
+ * outside the previous run's min–max: a shared machine moves single figures by more than 10 %, and
+ * a change inside the spread already seen is not evidence of a regression.
+ */
 export function regressions(prev: SavedRun, cur: SavedRun, threshold = 0.1): { worse: Regression[]; compared: number } {
   const defs = metricDefs(cur.params);
   const worse: Regression[] = [];
@@ -281,12 +285,13 @@ export function regressions(prev: SavedRun, cur: SavedRun, threshold = 0.1): { w
   for (const t of cur.targets) {
     for (const d of defs) {
       if (!d.track) continue;
-      const before = median(prev.results, t, d.key);
+      const was = stat(prev.results[t]?.[d.key]);
+      const before = was?.median;
       const now = median(cur.results, t, d.key);
-      if (before === undefined || now === undefined || before === 0) continue;
+      if (!was || before === undefined || now === undefined || before === 0) continue;
       compared++;
       const change = (now - before) / before;
-      const bad = d.better === 'higher' ? change < -threshold : change > threshold;
+      const bad = d.better === 'higher' ? change < -threshold && now < was.min : change > threshold && now > was.max;
       // Fractions delivered: only a drop of more than a tenth of a percent point matters.
       if (d.unit === 'pct' ? before - now > 0.001 : bad) worse.push({ target: t, metric: d.label, before, now, change });
     }
@@ -301,7 +306,7 @@ export function regressionsText(prev: SavedRun | undefined, cur: SavedRun): stri
     (k) => prev.params[k] !== cur.params[k],
   );
   const head =
-    `Previous run: ${prev.date} (commit ${prev.commit}, \`${prev.command}\`). ${compared} figures compared; worse by more than 10 %: ${worse.length === 0 ? 'none' : worse.length}.` +
+    `Previous run: ${prev.date} (commit ${prev.commit}, \`${prev.command}\`). ${compared} figures compared; worse by more than 10 % and outside the previous min–max: ${worse.length === 0 ? 'none' : worse.length}.` +
     (differs.length ? ` Parameters differ (${differs.join(', ')}): the comparison is only indicative.` : '');
   if (worse.length === 0) return head;
   const defs = new Map(metricDefs(cur.params).map((d) => [d.label, d]));

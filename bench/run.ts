@@ -2,13 +2,15 @@
  * `npm run bench [-- options]`: every scenario against every target, several runs, one report.
  *
  *   --runs N            runs of everything (default 3; 1 with --quick); each figure is the median
- *   --quick             one run, shorter measurement windows (about 3 minutes instead of 15)
+ *   --quick             one run, shorter measurement windows (about 4 minutes instead of 13)
  *   --scenarios A,B,C,D,E    --targets raw-uws,embedded,cluster,socketio,socketio-redis
  *   --gateways N --workers M (cluster, default 2 and 2)   --sio-nodes K (socketio-redis, default 2)
  *   --window W --deep-window W2 --measure-ms T --warmup-ms T --latency-ms T
  *   --cpu-prof DIR      profile our servers' processes (embedded; the cluster's gateways and workers)
  *                       during each measured phase of A, B and D: DIR/<target>-<phase>-<process>.cpuprofile
  *   --no-save           print the report, write nothing to bench/results
+ *   --no-latest         write bench/results/<date>.md but leave latest.json (the baseline) alone,
+ *                       e.g. for a partial re-run of a few scenarios
  *
  * Servers run on core 0 (`taskset -c 0`), this process — the load generator — on core 1. Each run
  * starts every target afresh: once for A+B then D+E on the same process(es), once more for C (whose
@@ -48,6 +50,7 @@ const { values: args } = parseArgs({
     'latency-ms': { type: 'string' },
     'cpu-prof': { type: 'string' },
     'no-save': { type: 'boolean', default: false },
+    'no-latest': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -336,7 +339,11 @@ if (!args['no-save']) {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = join(RESULTS_DIR, `${date.replace(/:/g, '-')}.md`);
   writeFileSync(file, doc);
-  writeFileSync(latestFile, JSON.stringify(saved, null, 2) + '\n');
-  log(`wrote ${file} and ${latestFile}`);
+  if (args['no-latest']) {
+    log(`wrote ${file} (latest.json left as it was)`);
+  } else {
+    writeFileSync(latestFile, JSON.stringify(saved, null, 2) + '\n');
+    log(`wrote ${file} and ${latestFile}`);
+  }
 }
 process.exit(0);

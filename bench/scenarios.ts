@@ -301,8 +301,10 @@ export async function idleScenario(ctx: Context): Promise<Figures> {
   const socketRss0 = sum(target.socketPids());
   const allRss0 = sum(target.pids());
   const meter = new CpuMeter(target.pids).start();
+  ctx.profiler?.start();
   const opened = await connect(ctx, counters, n, (i): Record<string, string> => (ours ? { token: tokens[i]! } : { username: `c${i}-${tag}` }), 1);
   const cpu = meter.read();
+  await ctx.profiler?.stop('C-connect');
   const clients = opened.clients;
   try {
     const connRate = clients.length / (opened.elapsedMs / 1000);
