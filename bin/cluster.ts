@@ -136,7 +136,7 @@ export function renderNginxConfig(v: NginxValues, template = readFileSync(NGINX_
   if (v.upstreams.length === 0) throw new Error('nginx needs at least one gateway');
   const values: Record<string, string> = {
     NGINX_LISTEN: v.listen,
-    NGINX_UPSTREAM_SERVERS: v.upstreams.map((u) => `        server ${u};`).join('\n'),
+    NGINX_UPSTREAM_SERVERS: v.upstreams.map((u) => `        server ${u} max_fails=0;`).join('\n'),
     NGINX_PID_FILE: join(v.prefix, 'nginx.pid'),
     NGINX_TEMP_DIR: join(v.prefix, 'tmp'),
     NGINX_ACCESS_LOG: join(v.logDir, 'nginx-access.log'),
