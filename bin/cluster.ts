@@ -48,6 +48,11 @@ export interface ClusterOptions {
   /** Use this Redis instead of starting redis-server. */
   redisUrl?: string;
   /**
+   * More redis-server arguments when the cluster starts Redis itself (it starts without persistence),
+   * e.g. `['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]`.
+   */
+  redisArgs?: string[];
+  /**
    * Environment of the gateways and workers on top of ours (LOG_LEVEL, REQUEST_TIMEOUT_MS, ...).
    * ALLOW_ANONYMOUS defaults to true and TRUSTED_PROXIES to 127.0.0.1 (nginx) unless set here or in
    * ours; PORT, HOST, NODE_ID, METRICS_PORT, NATS_URL and REDIS_URL are the cluster's.
@@ -334,7 +339,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   try {
     [nats, redis] = await allOrStop([
       opts.natsUrl ? Promise.resolve(externalService(opts.natsUrl)) : startLocalNats({ ...local, logFile: log('nats'), monitor: true }),
-      opts.redisUrl ? Promise.resolve(externalService(opts.redisUrl)) : startLocalRedis({ ...local, logFile: log('redis') }),
+      opts.redisUrl ? Promise.resolve(externalService(opts.redisUrl)) : startLocalRedis({ ...local, logFile: log('redis'), args: opts.redisArgs ?? [] }),
     ]);
     signal?.throwIfAborted();
 

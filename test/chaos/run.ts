@@ -1,0 +1,108 @@
+/**
+ * `npm run chaos`: the full chaos run (test/chaos/scenario.ts) against a local cluster of 3
+ * gateways, 3 workers, NATS, Redis and nginx, with 300 SDK clients in 30 rooms. Prints progress and
+ * the report, writes it to test/chaos/results/ (report.md, report.json), and exits 1 when an
+ * invariant broke.
+ *
+ *   npm run chaos                              # a fresh seed
+ *   npm run chaos -- --seed 1234               # replay a run's choices
+ *   npm run chaos -- --clients 40 --rooms 4    # smaller (the CI size)
+ *
+ * Options: --seed, --clients, --rooms, --gateways, --workers, --drain-ms, --interval-ms <min-max>
+ * (pause between a client's publishes, 3000-9000), --faults <a,b,…> (a
+ * subset of faults.ts's FAULTS, in the order given), --out <dir> (report directory; `-` to write
+ * nothing), --keep (keep the run directory with the logs even on success).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { FAULTS, type FaultName } from './faults.ts';
+import { freshSeed } from './random.ts';
+import { renderMarkdown, reportJson } from './report.ts';
+import { runChaos } from './scenario.ts';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+function whole(name: string, raw: string | undefined, fallback: number, min = 1): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < min) {
+    process.stderr.write(`chaos: --${name} ${JSON.stringify(raw)}: expected a whole number ≥ ${min}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function commit(): string | undefined {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: HERE, encoding: 'utf8' }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** `--interval-ms 3000-9000`: the pause between a client's publishes. */
+function interval(raw: string | undefined): [number, number] {
+  if (raw === undefined) return [3000, 9000];
+  const m = /^(\d+)-(\d+)$/.exec(raw);
+  if (!m || Number(m[1]) > Number(m[2])) {
+    process.stderr.write(`chaos: --interval-ms ${JSON.stringify(raw)}: expected <min>-<max> in ms, e.g. 3000-9000\n`);
+    process.exit(2);
+  }
+  return [Number(m[1]), Number(m[2])];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seed: { type: 'string' },
+      clients: { type: 'string' },
+      rooms: { type: 'string' },
+      gateways: { type: 'string' },
+      workers: { type: 'string' },
+      'drain-ms': { type: 'string' },
+      'interval-ms': { type: 'string' },
+      out: { type: 'string' },
+      faults: { type: 'string' },
+      keep: { type: 'boolean' },
+    },
+  });
+  const seed = whole('seed', values.seed, freshSeed(), 0);
+  const faults = values.faults?.split(',').map((f) => f.trim()) ?? [...FAULTS];
+  const unknown = faults.filter((f) => !(FAULTS as readonly string[]).includes(f));
+  if (unknown.length) {
+    process.stderr.write(`chaos: unknown fault(s) ${unknown.join(', ')}; known: ${FAULTS.join(', ')}\n`);
+    process.exit(2);
+  }
+  const report = await runChaos({
+    seed,
+    clients: whole('clients', values.clients, 300, 2),
+    rooms: whole('rooms', values.rooms, 30),
+    gateways: whole('gateways', values.gateways, 3, 2),
+    workers: whole('workers', values.workers, 3, 2),
+    drainMs: whole('drain-ms', values['drain-ms'], 3000, 0),
+    publishIntervalMs: interval(values['interval-ms']),
+    faults: faults as FaultName[],
+    keepRunDir: values.keep ?? false,
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+  const c = commit();
+  if (c) report.commit = c;
+  const md = renderMarkdown(report);
+  process.stdout.write(`\n${md}`);
+  const out = values.out ?? join(HERE, 'results');
+  if (out !== '-') {
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'report.md'), md);
+    writeFileSync(join(out, 'report.json'), reportJson(report));
+    process.stdout.write(`\nreport written to ${relative(process.cwd(), out) || '.'}/report.{md,json}\n`);
+  }
+  process.exit(report.passed ? 0 : 1);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`chaos: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});
