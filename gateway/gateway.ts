@@ -156,6 +156,8 @@ export class Gateway {
   private listenSocket: UWS.us_listen_socket | undefined;
   private readonly conns = new Set<Conn>();
   private readonly connsById = new Map<string, Conn>();
+  private readonly replies = new Map<Conn, (Uint8Array | string)[]>();
+  private repliesScheduled = false;
   /** Open SSE streams and, for each, the room streams it holds. */
   private readonly sseConns = new Map<SseConn, { member: SseRoomMember; stream: RoomStream }[]>();
   /** SSE members by uWS topic (`r:<room>`, `u:<user>`), which uWS publish does not reach. */
@@ -759,14 +761,40 @@ export class Gateway {
       (answer) => {
         timer();
         if (this.latencies.length < MAX_LATENCY_SAMPLES) this.latencies.push(performance.now() - started);
-        if (answer.length > 0) conn.sendLater(answer);
+        if (answer.length > 0) this.reply(conn, answer);
       },
       (err) => {
         timer();
-        conn.sendLater(errorFrame(id, 'unavailable', unavailableMessage(err)));
+        this.reply(conn, errorFrame(id, 'unavailable', unavailableMessage(err)));
       },
     );
   }
+
+  /**
+   * Answers arriving together (one read from the bus holds many) are sent per connection in one
+   * corked write at the end of the tick, instead of one system call each. Order per connection
+   * is kept.
+   */
+  private reply(conn: Conn, frame: Uint8Array | string): void {
+    const queued = this.replies.get(conn);
+    if (queued) queued.push(frame);
+    else this.replies.set(conn, [frame]);
+    if (!this.repliesScheduled) {
+      this.repliesScheduled = true;
+      setImmediate(this.flushReplies);
+    }
+  }
+
+  private readonly flushReplies = (): void => {
+    this.repliesScheduled = false;
+    for (const [conn, frames] of this.replies) {
+      if (conn.closed) continue;
+      conn.ws.cork(() => {
+        for (const f of frames) conn.send(f);
+      });
+    }
+    this.replies.clear();
+  };
 
   private request(envelope: string): Promise<Uint8Array> {
     return this.bus.request(subjects.requests, encoder.encode(envelope), this.cfg.requestTimeoutMs);
