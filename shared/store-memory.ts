@@ -51,6 +51,8 @@ export class MemoryStore implements Store {
   private readonly notifications = new Map<string, UserNotifications>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
+  /** When sweepSessions last ran (0: never). */
+  private lastSweepAt = 0;
 
   constructor(opts: Partial<StoreOptions> = {}) {
     this.opts = checkedOptions({ ...defaultStoreOptions, ...opts });
@@ -225,6 +227,12 @@ export class MemoryStore implements Store {
   async sweepSessions(opts: { nodeTimeoutMs: number; graceMs: number; leaseMs: number; limit: number }): Promise<ExpiredSession[]> {
     this.open();
     const now = Date.now();
+    // 0. After a gap in sweeping longer than the node timeout, gateways could not report either:
+    //    every known one counts as alive now (as sweep_sessions.lua does).
+    if (this.lastSweepAt === 0 || now - this.lastSweepAt > opts.nodeTimeoutMs) {
+      for (const n of this.nodes.values()) n.lastAlive = now;
+    }
+    this.lastSweepAt = now;
     // 1. Dead gateways: their sessions are detached as of their last sign of life.
     let budget = NODE_SWEEP_BATCH;
     for (const [node, n] of this.nodes) {

@@ -120,6 +120,9 @@ export interface Store {
    * most `limit` sessions whose deadline passed (or whose earlier lease ran out), earliest first, to
    * this caller for `leaseMs`, with their user and rooms (ordered). Concurrent callers never get the
    * same session while its lease runs.
+   * After a gap in sweeping longer than `nodeTimeoutMs` (the store, or every worker, was down, so
+   * the gateways could not report either), a sweep first counts every known gateway as alive now,
+   * giving each one timeout to report again: an outage must not end the sessions of connected users.
    */
   sweepSessions(opts: { nodeTimeoutMs: number; graceMs: number; leaseMs: number; limit: number }): Promise<ExpiredSession[]>;
 

@@ -1,4 +1,5 @@
 -- One sweep of the sessions, all or nothing:
+-- 0. after a gap in sweeping longer than the node timeout, every known gateway counts as alive now;
 -- 1. each gateway silent for longer than the node timeout is dead: its attached sessions (at most
 --    ARGV[7] of them per call; the rest on the next call) are detached as of its last sign of life
 --    (deadline = last + grace); once its set is empty the node is forgotten;
@@ -26,6 +27,18 @@ local ttl, base, budget = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local function extend(key, ms)
   local left = redis.call('PTTL', key)
   if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
+end
+
+-- After a gap in sweeping longer than the node timeout (Redis was stalled or down, or no worker
+-- ran), the gateways could not report that they were alive either: every one would look dead.
+-- Such a sweep counts every known gateway as alive now, giving it one timeout to report again;
+-- one that is really gone is found a timeout later.
+local swept_key = base .. 'swept'
+local prev = tonumber(redis.call('GET', swept_key) or '0')
+redis.call('SET', swept_key, string.format('%d', now), 'PX', ttl)
+if prev == 0 or now - prev > tonumber(ARGV[1]) then
+  local known = redis.call('ZRANGE', KEYS[1], 0, -1)
+  for _, node in ipairs(known) do redis.call('ZADD', KEYS[1], 'XX', now, node) end
 end
 
 local cutoff = string.format('%d', now - tonumber(ARGV[1]))

@@ -596,11 +596,13 @@ function storeContract(impl: Implementation) {
         await s.nodeAlive(dead);
         const id = sid();
         await s.sessionCreate(id, alice, dead, 'c1');
-        // Silent for 300 ms (time has to pass: nothing to poll): last sign of life + 200 ms is past.
-        await sleep(300);
-        expect(await s.sweepSessions({ nodeTimeoutMs: 100, graceMs: 200, leaseMs: 60_000, limit: 10 })).toEqual([
-          { sessionId: id, user: alice, rooms: [] },
-        ]);
+        const lastSign = Date.now();
+        // Sweeping all along, as workers do: the gateway is judged dead 100 ms after its last sign,
+        // and its session handed out 200 ms after it (not 200 ms after the sweep that found it).
+        const opts = { nodeTimeoutMs: 100, graceMs: 200, leaseMs: 60_000, limit: 10 };
+        const got = await sweepUntil([s], opts, 1);
+        expect([...got.values()]).toEqual([{ sessionId: id, user: alice, rooms: [] }]);
+        expect(Date.now() - lastSign).toBeLessThan(100 + 200 + 1500);
       });
 
       it('a session of a dead gateway can be resumed within the grace period', async () => {
@@ -610,14 +612,39 @@ function storeContract(impl: Implementation) {
         const id = sid();
         await s.sessionCreate(id, alice, dead, 'c1');
         await s.sessionAddRoom(id, 'r1');
-        // Let the gateway be silent for longer than the timeout below (time has to pass: nothing to poll).
-        await sleep(100);
-        expect(await s.sweepSessions({ nodeTimeoutMs: 50, graceMs: 60_000, leaseMs: 60_000, limit: 10 })).toEqual([]);
-        // Detached by the sweep (its connection can no longer detach it)...
+        const opts = { nodeTimeoutMs: 50, graceMs: 60_000, leaseMs: 60_000, limit: 10 };
+        // Sweeping every 20 ms, as workers do (no gap), for three timeouts: the gateway is judged
+        // dead (time has to pass; probing would change the session).
+        for (let i = 0; i < 8; i++) {
+          expect(await s.sweepSessions(opts)).toEqual([]);
+          await sleep(20);
+        }
+        // Detached by a sweep: its connection can no longer detach it...
         expect(await s.sessionDetach(id, 'c1', 60_000)).toBe(false);
         // ...and its client comes back through another gateway.
         expect(await s.sessionResume(id, alice, other, 'c2')).toEqual(['r1']);
         expect(await s.sessionDetach(id, 'c2', 60_000)).toBe(true);
+      });
+
+      it('after a gap in sweeping longer than the node timeout (an outage), gateways get one timeout to report again', async () => {
+        const s = store();
+        const n = node();
+        await s.nodeAlive(n);
+        const id = sid();
+        await s.sessionCreate(id, alice, n, 'c1');
+        const opts = { nodeTimeoutMs: 150, graceMs: 100, leaseMs: 60_000, limit: 10 };
+        await s.sweepSessions(opts);
+        // Nobody sweeps and the gateway cannot report for longer than the timeout (time has to pass).
+        await sleep(400);
+        // The first sweep after the gap does not judge; the gateway reports again and lives on.
+        expect(await s.sweepSessions(opts)).toEqual([]);
+        await s.nodeAlive(n);
+        for (let i = 0; i < 5; i++) {
+          await sleep(60);
+          await s.nodeAlive(n);
+          expect(await s.sweepSessions(opts)).toEqual([]);
+        }
+        expect(await s.sessionDetach(id, 'c1', 60_000)).toBe(true);
       });
     });
 
@@ -1083,7 +1110,7 @@ describe('RedisStore specifics', () => {
 
       const keys = await raw.keys(`${prefix}*`);
       const expected = ['dd:k', 'hist', 'meta', 'pconn', 'pcount', 'pname', 'typing', 'tname'].map((k) => `${prefix}{r:${r}}:${k}`);
-      const sessionKeys = ['sess:s1', 'rooms:s1', 'sess:s2', 'rooms:s2', 'sess:s3', 'detached', 'nodes', 'node:n1'].map((k) => `${prefix}{s}:${k}`);
+      const sessionKeys = ['sess:s1', 'rooms:s1', 'sess:s2', 'rooms:s2', 'sess:s3', 'detached', 'nodes', 'node:n1', 'swept'].map((k) => `${prefix}{s}:${k}`);
       const typingKeys = [`${prefix}{t}:due`, `${prefix}{t}:tlease`, `${prefix}{r:${typed}}:typing`, `${prefix}{r:${typed}}:tname`];
       const notificationKeys = [
         ...['nitems', 'norder', 'nunread'].map((k) => `${prefix}{u:u%7B1%7D}:${k}`),
