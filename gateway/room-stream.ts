@@ -16,7 +16,12 @@
  * `ringSize` messages arrived while its join was in flight — the connection sees a gap, which the
  * protocol's gap rule covers: the client asks `history` for it.)
  */
-import { readRoomEventHeader } from '../shared/envelope.ts';
+import { scanRoomEventHeader, type RoomEventSpan } from '../shared/envelope.ts';
+
+const encoder = new TextEncoder();
+const latin1 = new TextDecoder('latin1');
+/** Reused for every event: the header is read without allocating. */
+const span: RoomEventSpan = { seq: 0, epochStart: 0, epochEnd: 0, offset: 0 };
 
 export interface StreamMember {
   readonly closed: boolean;
@@ -52,6 +57,7 @@ export class RoomStream {
   /** Last seq delivered; -1 until the first join reply tells where the room is. */
   last = -1;
   epoch = '';
+  private epochBytes = new Uint8Array(0);
   /** Connections attached or joining; the gateway drops the stream at 0. */
   refs = 0;
   private readonly pending = new Map<number, Uint8Array>();
@@ -75,25 +81,33 @@ export class RoomStream {
 
   /** A room event from the bus (`"<seq> <epoch>\n<frame>"`). */
   onEvent(data: Uint8Array): void {
-    const h = readRoomEventHeader(data);
-    if (!h) return;
-    const frame = data.subarray(h.offset);
-    if (h.seq === 0) {
+    if (!scanRoomEventHeader(data, span)) return;
+    const seq = span.seq;
+    const frame = data.subarray(span.offset);
+    if (seq === 0) {
       this.host.publish(this.topic, frame);
       return;
     }
     if (this.last < 0) {
-      this.hold(h.seq, frame);
+      this.hold(seq, frame);
       return;
     }
-    if (h.epoch !== this.epoch) this.reset(h.epoch, h.seq - 1);
-    if (h.seq <= this.last) return;
-    if (h.seq === this.last + 1) {
-      this.deliver(h.seq, frame);
+    // The epoch is compared as bytes; decoded only when it changed (history was lost).
+    if (!this.sameEpoch(data, span.epochStart, span.epochEnd)) this.reset(latin1.decode(data.subarray(span.epochStart, span.epochEnd)), seq - 1);
+    if (seq <= this.last) return;
+    if (seq === this.last + 1) {
+      this.deliver(seq, frame);
       this.drain();
     } else {
-      this.hold(h.seq, frame);
+      this.hold(seq, frame);
     }
+  }
+
+  private sameEpoch(data: Uint8Array, start: number, end: number): boolean {
+    const e = this.epochBytes;
+    if (end - start !== e.length) return false;
+    for (let i = 0; i < e.length; i++) if (data[start + i] !== e[i]) return false;
+    return true;
   }
 
   /** Attaches a member whose join reply said the room was at `seq` in `epoch`. */
@@ -138,6 +152,7 @@ export class RoomStream {
 
   private reset(epoch: string, last: number): void {
     this.epoch = epoch;
+    this.epochBytes = encoder.encode(epoch);
     this.last = last;
     this.ringSeq.fill(-1);
     this.ring.fill(undefined);

@@ -53,21 +53,42 @@ export interface RoomEventHeader {
 
 const latin1 = new TextDecoder('latin1');
 
-/** Reads the header of a room event; undefined when the payload is not one. */
-export function readRoomEventHeader(data: Uint8Array): RoomEventHeader | undefined {
+/** Where the parts of a room event's header are (filled in place, so reading one allocates nothing). */
+export interface RoomEventSpan {
+  seq: number;
+  /** The epoch is `data[epochStart, epochEnd)`. */
+  epochStart: number;
+  epochEnd: number;
+  /** Offset of the frame in the payload. */
+  offset: number;
+}
+
+/** Reads the header of a room event into `out`; false when the payload is not one. */
+export function scanRoomEventHeader(data: Uint8Array, out: RoomEventSpan): boolean {
   let seq = 0;
   let i = 0;
   for (; i < data.length && i < 17; i++) {
     const c = data[i]!;
     if (c === SPACE) break;
-    if (c < 48 || c > 57) return undefined;
+    if (c < 48 || c > 57) return false;
     seq = seq * 10 + (c - 48);
   }
-  if (i === 0 || data[i] !== SPACE) return undefined;
+  if (i === 0 || data[i] !== SPACE) return false;
   const start = i + 1;
   const end = data.indexOf(NL, start);
-  if (end < 0 || end - start > 64) return undefined;
-  return { seq, epoch: latin1.decode(data.subarray(start, end)), offset: end + 1 };
+  if (end < 0 || end - start > 64) return false;
+  out.seq = seq;
+  out.epochStart = start;
+  out.epochEnd = end;
+  out.offset = end + 1;
+  return true;
+}
+
+/** Reads the header of a room event; undefined when the payload is not one. */
+export function readRoomEventHeader(data: Uint8Array): RoomEventHeader | undefined {
+  const span: RoomEventSpan = { seq: 0, epochStart: 0, epochEnd: 0, offset: 0 };
+  if (!scanRoomEventHeader(data, span)) return undefined;
+  return { seq: span.seq, epoch: latin1.decode(data.subarray(span.epochStart, span.epochEnd)), offset: span.offset };
 }
 
 export function encodeUserEvent(frame: string, exceptConnection = '-'): Uint8Array {
