@@ -39,6 +39,7 @@ export function envelopeHeader(connId: string, node: string, user: User, session
 const encoder = new TextEncoder();
 const NL = 10;
 const SPACE = 32;
+const DASH = 45;
 
 export function encodeRoomEvent(seq: number, epoch: string, frame: string): Uint8Array {
   return encoder.encode(`${seq} ${epoch}\n${frame}`);
@@ -97,6 +98,8 @@ export function encodeUserEvent(frame: string, exceptConnection = '-'): Uint8Arr
 
 /** Reads a user event: the connection to leave out (undefined for none) and the frame's offset. */
 export function readUserEventHeader(data: Uint8Array): { except: string | undefined; offset: number } | undefined {
+  // Most user events name nobody to leave out: no string to decode then.
+  if (data[0] === DASH && data[1] === NL) return { except: undefined, offset: 2 };
   const end = data.indexOf(NL);
   if (end < 0 || end > 64) return undefined;
   const except = latin1.decode(data.subarray(0, end));
