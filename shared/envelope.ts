@@ -45,12 +45,6 @@ export function encodeRoomEvent(seq: number, epoch: string, frame: string): Uint
   return encoder.encode(`${seq} ${epoch}\n${frame}`);
 }
 
-export interface RoomEventHeader {
-  seq: number;
-  epoch: string;
-  /** Offset of the frame in the payload. */
-  offset: number;
-}
 
 const latin1 = new TextDecoder('latin1');
 
@@ -85,12 +79,6 @@ export function scanRoomEventHeader(data: Uint8Array, out: RoomEventSpan): boole
   return true;
 }
 
-/** Reads the header of a room event; undefined when the payload is not one. */
-export function readRoomEventHeader(data: Uint8Array): RoomEventHeader | undefined {
-  const span: RoomEventSpan = { seq: 0, epochStart: 0, epochEnd: 0, offset: 0 };
-  if (!scanRoomEventHeader(data, span)) return undefined;
-  return { seq: span.seq, epoch: latin1.decode(data.subarray(span.epochStart, span.epochEnd)), offset: span.offset };
-}
 
 export function encodeUserEvent(frame: string, exceptConnection = '-'): Uint8Array {
   return encoder.encode(`${exceptConnection}\n${frame}`);
