@@ -9,7 +9,8 @@ import type * as UWS from 'uWebSockets.js';
 import type { Config } from '../shared/config.ts';
 import { RtError } from '../shared/errors.ts';
 import { NotificationCreate, ROOM_PATTERN, RoomMessageCreate } from '../shared/protocol/schemas.ts';
-import { Exchange } from './http.ts';
+import { Exchange, type Routes } from './http.ts';
+import { decodeComponent } from './values.ts';
 
 const roomPattern = new RegExp(ROOM_PATTERN);
 const checkMessage = TypeCompiler.Compile(RoomMessageCreate);
@@ -23,6 +24,8 @@ export interface ApiDeps {
   cfg: Config;
   /** Sends a request to a worker as `user` and resolves with the worker's answer frame. */
   ask(user: { id: string; name: string }, frame: Record<string, unknown>, timeoutMs?: number): Promise<Uint8Array>;
+  /** Logs and counts an unexpected exception (it is answered 500 `internal`). */
+  failed(where: string, err: unknown): void;
 }
 
 function digest(s: string): Buffer {
@@ -35,7 +38,7 @@ export function apiKeyMatches(authorization: string, apiKey: string): boolean {
   return m !== null && timingSafeEqual(digest(m[1]!), digest(apiKey));
 }
 
-export function registerServerApi(app: UWS.TemplatedApp, deps: ApiDeps): void {
+export function registerServerApi(app: Routes, deps: ApiDeps): void {
   const { cfg } = deps;
   /** Checks the key (and the room of a room route), then runs `handle`; answers whatever it throws. */
   const route =
@@ -43,18 +46,14 @@ export function registerServerApi(app: UWS.TemplatedApp, deps: ApiDeps): void {
     (res: UWS.HttpResponse, req: UWS.HttpRequest) => {
       const ex = new Exchange(res);
       const authorization = req.getHeader('authorization');
-      let room = '';
-      if (roomRoute) {
-        try {
-          room = decodeURIComponent(req.getParameter(0) ?? '');
-        } catch {
-          room = '';
-        }
-      }
+      const room = roomRoute ? (decodeComponent(req.getParameter(0) ?? '') ?? '') : '';
       if (!cfg.apiKey) return ex.error('forbidden', 'the server API is off: set API_KEY to enable it');
       if (!apiKeyMatches(authorization, cfg.apiKey)) return ex.error('unauthorized', 'Authorization: Bearer <API_KEY> is required');
       if (roomRoute && !roomPattern.test(room)) return ex.error('bad_request', 'invalid room name: [A-Za-z0-9_.:-]{1,128}');
-      handle(ex, room).catch((err: unknown) => ex.fail(err));
+      handle(ex, room).catch((err: unknown) => {
+        if (!(err instanceof RtError)) deps.failed('api', err);
+        ex.fail(err);
+      });
     };
 
   app.post(

@@ -12,7 +12,9 @@ import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../shared/config.ts';
+import { isUserId, toWellFormed } from '../shared/protocol/constants.ts';
 import type { User } from '../shared/protocol/schemas.ts';
+import { bearer, cookieValue } from './values.ts';
 
 export interface Identity {
   user: User;
@@ -22,16 +24,24 @@ export interface Identity {
   expiresAt?: number;
 }
 
+/** Why credentials were refused: the label of `rt_gateway_auth_failures_total{reason}`. */
+export type AuthFailure = 'missing' | 'invalid_token' | 'expired' | 'ticket' | 'anonymous_disabled' | 'invalid_username' | 'unavailable';
+
 /** Credentials were missing, malformed, expired or not trusted. `reason` is safe to show. */
 export class AuthError extends Error {
   override readonly name = 'AuthError';
-  constructor(readonly reason: string) {
+  constructor(
+    readonly kind: AuthFailure,
+    readonly reason: string,
+  ) {
     super(reason);
   }
 }
 
 const PRIVATE_PREFIX = 'private:';
 const MAX_TOKEN_LENGTH = 8192;
+/** The latest time a JavaScript Date can represent (ms since the epoch). */
+const MAX_DATE_MS = 8.64e15;
 
 export class Authenticator {
   private constructor(
@@ -74,8 +84,8 @@ export class Authenticator {
 
   /** Verifies a JWT and returns its identity; rejects with AuthError. Never logs the token. */
   async verify(token: string): Promise<Identity> {
-    if (!this.key) throw new AuthError('token authentication is not configured');
-    if (token.length > MAX_TOKEN_LENGTH) throw new AuthError('token too long');
+    if (!this.key) throw new AuthError('invalid_token', 'token authentication is not configured');
+    if (token.length > MAX_TOKEN_LENGTH) throw new AuthError('invalid_token', 'token too long');
     let payload;
     try {
       ({ payload } = await jwtVerify(token, this.key as Uint8Array, {
@@ -85,16 +95,20 @@ export class Authenticator {
         clockTolerance: this.cfg.jwtClockSkewS,
       }));
     } catch (err) {
-      throw new AuthError(describeJoseError(err));
+      throw new AuthError(err instanceof joseErrors.JWTExpired ? 'expired' : 'invalid_token', describeJoseError(err));
     }
-    const { sub, name, rooms, exp } = payload as { sub?: unknown; name?: unknown; rooms?: unknown; exp?: number };
-    if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) throw new AuthError('token has no valid sub');
-    const display = typeof name === 'string' && name.length > 0 ? name.slice(0, 128) : sub;
+    const { sub, name, rooms, exp } = payload as { sub?: unknown; name?: unknown; rooms?: unknown; exp?: unknown };
+    if (!isUserId(sub)) throw new AuthError('invalid_token', 'token has no valid sub');
+    // jose checked that a present `exp` is a number; one past what a Date can hold is refused here.
+    const expiresAt = typeof exp === 'number' ? (exp + this.cfg.jwtClockSkewS) * 1000 : undefined;
+    if (expiresAt !== undefined && !(Math.abs(expiresAt) <= MAX_DATE_MS)) throw new AuthError('invalid_token', 'token claim exp is not valid');
+    // Cut to 128 characters, a name could end in half a surrogate pair: replaced, not refused.
+    const display = typeof name === 'string' && name.length > 0 ? toWellFormed(name.slice(0, 128)) : sub;
     const patterns = Array.isArray(rooms) ? rooms.filter((r): r is string => typeof r === 'string').slice(0, 1000) : [];
     return {
       user: { id: sub, name: display },
       rooms: patterns,
-      expiresAt: typeof exp === 'number' ? (exp + this.cfg.jwtClockSkewS) * 1000 : undefined,
+      expiresAt,
     };
   }
 }
@@ -120,17 +134,16 @@ function matches(pattern: string, room: string): boolean {
   return re.test(room);
 }
 
-/** The JWT of an upgrade or request: `?token=`, then `Authorization: Bearer`, then the cookie. */
-export function tokenFrom(query: URLSearchParams, authorization: string, cookie: string, cookieName: string): string | undefined {
+/**
+ * The JWT of an upgrade or request: `?token=`, then `Authorization: Bearer`, then the cookie.
+ * A cookie that is present but not decodable is refused rather than skipped.
+ */
+export function tokenFrom(query: URLSearchParams, authorization: string, cookie: string, cookieName: string): string | AuthError | undefined {
   const fromQuery = query.get('token');
   if (fromQuery) return fromQuery;
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-  if (bearer) return bearer[1];
-  if (cookie) {
-    for (const part of cookie.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq > 0 && part.slice(0, eq).trim() === cookieName) return decodeURIComponent(part.slice(eq + 1).trim());
-    }
-  }
-  return undefined;
+  const fromHeader = bearer(authorization);
+  if (fromHeader) return fromHeader;
+  const fromCookie = cookieValue(cookie, cookieName);
+  if (fromCookie === null) return new AuthError('invalid_token', `cookie ${cookieName} is not valid percent-encoding`);
+  return fromCookie || undefined;
 }

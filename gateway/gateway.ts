@@ -20,9 +20,11 @@ import { asyncApiDocument } from '../shared/protocol/asyncapi.ts';
 import { loadNativeUws } from '../shared/uws.ts';
 import { Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS, Tally, createRegistry, metricsText, scrapedCounter, scrapedGauge } from '../shared/metrics.ts';
-import { AuthError, Authenticator, mayJoin, tokenFrom, type Identity } from './auth.ts';
+import { AuthError, type AuthFailure, Authenticator, mayJoin, tokenFrom, type Identity } from './auth.ts';
+import { isUserId } from '../shared/protocol/constants.ts';
+import { bearer, hostAuthority } from './values.ts';
 import { registerServerApi } from './api.ts';
-import { Exchange } from './http.ts';
+import { Exchange, answerInternal, type RouteHandler, type Routes } from './http.ts';
 import { registerStatic } from './static.ts';
 import { SseConn, SseRoomMember, parseLastEventId } from './sse.ts';
 import { AddressLimiter, ConnectionLimiter, TrustedProxies } from './limits.ts';
@@ -33,12 +35,15 @@ const decoder = new TextDecoder();
 const j = JSON.stringify;
 const SUBPROTOCOL = 'rt.v1';
 const ROOM_NAME = new RegExp(ROOM_PATTERN);
-const USERNAME = /^[^\u0000-\u001f\u007f]{1,64}$/u;
+/** Anonymous usernames: user ids (well-formed, no control characters) of at most 64 characters. */
+const MAX_USERNAME = 64;
 
 interface UpgradeData {
   identity?: Identity;
   /** Why the credentials were refused; the socket is closed with 4001 and this reason. */
   authError?: string;
+  /** The kind of refusal, for rt_gateway_auth_failures_total. */
+  authFailure?: AuthFailure;
   /** `?session=` of the upgrade: the session to resume. */
   session?: string;
   /** The connection, once open (uWS keeps this object per socket: no side table needed). */
@@ -73,6 +78,8 @@ class GatewayStats {
   readonly received = new Tally();
   readonly connects = new Tally();
   readonly authFailures = new Tally();
+  /** Unexpected exceptions caught at a callback's boundary, by where. */
+  readonly errors = new Tally();
   sent = 0;
   bytesIn = 0;
   bytesOut = 0;
@@ -206,7 +213,7 @@ export class Gateway {
       fetchAfter: (room, after, limit) => this.fetchAfter(room, after, limit),
     };
     this.app = this.uws.App();
-    this.userEvents = this.bus.subscribe(subjects.allUsers, (data, subject) => this.onUserEvent(data, subject));
+    this.userEvents = this.bus.subscribe(subjects.allUsers, this.guarded('user_event', (data: Uint8Array, subject: string) => this.onUserEvent(data, subject)));
     this.registry = createRegistry({ node: this.nodeId });
     this.requestDuration = new Histogram({
       name: 'rt_gateway_request_duration_seconds',
@@ -230,12 +237,12 @@ export class Gateway {
       });
     };
     alive();
-    this.aliveTimer = setInterval(alive, ALIVE_INTERVAL_MS);
+    this.aliveTimer = setInterval(this.guarded('alive', alive), ALIVE_INTERVAL_MS);
     this.aliveTimer.unref();
-    this.backpressureTimer = setInterval(() => this.watchBackpressure(), BACKPRESSURE_CHECK_MS);
+    this.backpressureTimer = setInterval(this.guarded('backpressure', () => this.watchBackpressure()), BACKPRESSURE_CHECK_MS);
     this.backpressureTimer.unref();
     if (this.cfg.dashboardRoom !== 'off') {
-      this.statsTimer = setInterval(() => this.publishStats(this.cfg.dashboardRoom), STATS_INTERVAL_MS);
+      this.statsTimer = setInterval(this.guarded('stats', () => this.publishStats(this.cfg.dashboardRoom)), STATS_INTERVAL_MS);
       this.statsTimer.unref();
     }
   }
@@ -256,6 +263,7 @@ export class Gateway {
     scrapedCounter(r, 'rt_gateway_bytes_received_total', 'Bytes of frames received from clients.', () => st.bytesIn);
     scrapedCounter(r, 'rt_gateway_bytes_sent_total', 'Bytes of frames sent to clients.', () => st.bytesOut);
     scrapedCounter(r, 'rt_gateway_slow_consumers_total', 'Connections closed with 1013 for falling more than MAX_BACKPRESSURE_BYTES behind.', () => st.slowConsumers);
+    scrapedCounter(r, 'rt_gateway_errors_total', 'Unexpected exceptions caught at a callback boundary (answered 500 / internal / 1011), by where.', () => st.errors, 'where');
     scrapedCounter(r, 'rt_gateway_backpressure_drops_total', 'Frames uWS dropped because a client was over its backpressure limit.', () => st.drops);
   }
 
@@ -401,8 +409,56 @@ export class Gateway {
     return this.closing;
   }
 
+  /**
+   * Logs and counts an exception that escaped a handler. Every uWS callback, HTTP route, timer and
+   * bus subscription of the gateway is wrapped so that one bad request ends that request or
+   * connection (HTTP 500, an `internal` frame, close 1011), never the process.
+   */
+  private failed(where: string, err: unknown, conn?: string): void {
+    this.stats.errors.add(where);
+    this.log.error({ err, where, conn }, 'unexpected error; answered and kept running');
+  }
+
+  /** Closes a connection whose handler failed with 1011 (internal error; the client reconnects). */
+  private endInternal(ws: UWS.WebSocket<UpgradeData>): void {
+    try {
+      ws.end(CLOSE_CODES.INTERNAL.code, 'internal error');
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** An HTTP handler that answers 500 (if it still can) instead of throwing into uWS. */
+  private http(where: string, handler: RouteHandler): RouteHandler {
+    return (res, req) => {
+      try {
+        handler(res, req);
+      } catch (err) {
+        this.failed(where, err);
+        answerInternal(res);
+      }
+    };
+  }
+
+  /** A function run from a timer, the bus or a promise: exceptions are counted under `where`. */
+  private guarded<A extends unknown[]>(where: string, fn: (...args: A) => void): (...args: A) => void {
+    return (...args) => {
+      try {
+        fn(...args);
+      } catch (err) {
+        this.failed(where, err);
+      }
+    };
+  }
+
   private routes(): void {
-    const { app, cfg } = this;
+    const { cfg } = this;
+    // Every route goes through `http()`: an exception answers 500 instead of ending the process.
+    const app: Routes = {
+      get: (pattern, handler) => this.app.get(pattern, this.http(`GET ${pattern}`, handler)),
+      post: (pattern, handler) => this.app.post(pattern, this.http(`POST ${pattern}`, handler)),
+      any: (pattern, handler) => this.app.any(pattern, this.http(pattern, handler)),
+    };
     app.get('/healthz', (res) => {
       res.cork(() => res.writeHeader('content-type', 'application/json').end('{"status":"ok"}'));
     });
@@ -411,7 +467,7 @@ export class Gateway {
       const body = j({ status: ok ? 'ready' : 'not ready', bus: this.bus.connected, draining: this.draining });
       res.cork(() => res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(body));
     });
-    app.ws<UpgradeData>('/ws', {
+    this.app.ws<UpgradeData>('/ws', {
       // uWS drops a connection over its own limit without a close frame (the client sees 1006),
       // so its limit sits above ours and frames between the two get the documented 1009.
       maxPayloadLength: cfg.maxFrameBytes ? Math.max(cfg.maxFrameBytes * 2, cfg.maxFrameBytes + 256 * 1024) : 16 * 1024 * 1024,
@@ -422,11 +478,42 @@ export class Gateway {
       // watchBackpressure() closes slow sockets with 1013 while the close frame still fits.
       maxBackpressure: cfg.maxBackpressureBytes + Math.max(cfg.maxBackpressureBytes, 4 * 1024 * 1024),
       closeOnBackpressureLimit: 0,
-      upgrade: (res, req, context) => this.upgrade(res, req, context),
-      open: (ws) => this.open(ws),
-      message: (ws, message, isBinary) => this.message(ws, message, isBinary),
+      upgrade: (res, req, context) => {
+        try {
+          this.upgrade(res, req, context);
+        } catch (err) {
+          this.failed('upgrade', err);
+          answerInternal(res);
+        }
+      },
+      open: (ws) => {
+        try {
+          this.open(ws);
+        } catch (err) {
+          this.failed('open', err, ws.getUserData().conn?.id);
+          this.endInternal(ws);
+        }
+      },
+      message: (ws, message, isBinary) => {
+        try {
+          this.message(ws, message, isBinary);
+        } catch (err) {
+          this.failed('message', err, ws.getUserData().conn?.id);
+          try {
+            ws.send(errorFrame(requestIdOf(decoder.decode(message)), 'internal', 'internal error'), false);
+          } catch {
+            // The socket is gone already.
+          }
+        }
+      },
       drain: () => {},
-      close: (ws) => this.onClose(ws),
+      close: (ws) => {
+        try {
+          this.onClose(ws);
+        } catch (err) {
+          this.failed('close', err, ws.getUserData().conn?.id);
+        }
+      },
     });
     app.post('/api/tickets', (res, req) => this.createTicket(res, req));
     app.get('/sse', (res, req) => this.openSse(res, req));
@@ -439,7 +526,7 @@ export class Gateway {
           res.cork(() => res.writeHeader('content-type', this.registry.contentType).end(text));
         },
         (err: unknown) => ex.fail(err),
-      );
+      ).catch((err: unknown) => this.failed('GET /metrics', err));
     });
     registerServerApi(app, {
       cfg,
@@ -447,6 +534,7 @@ export class Gateway {
         this.bus.request(subjects.requests, encoder.encode(envelopeHeader(`$api:${this.nodeId}`, this.nodeId, user) + j(frame) + '}'), timeoutMs).catch((err: unknown) => {
           throw new RtError('unavailable', unavailableMessage(err));
         }),
+      failed: (where, err) => this.failed(where, err),
     });
     app.get('/asyncapi.json', (res, req) => {
       const host = req.getHeader('host');
@@ -504,8 +592,10 @@ export class Gateway {
     // browser (which sees no HTTP status of a failed upgrade) can tell them from network failures.
     const who = this.credentials(query, authorization, cookie, address);
     if (!(who instanceof Promise)) {
-      if (who instanceof AuthError) data.authError = who.reason;
-      else data.identity = who;
+      if (who instanceof AuthError) {
+        data.authError = who.reason;
+        data.authFailure = who.kind;
+      } else data.identity = who;
       res.upgrade(data, key, selected, extensions, context);
       return;
     }
@@ -518,11 +608,16 @@ export class Gateway {
         data.identity = identity;
       },
       (err: unknown) => {
-        data.authError = err instanceof AuthError ? err.reason : 'credentials could not be checked; retry';
+        const refused = asAuthError(err);
+        data.authError = refused.reason;
+        data.authFailure = refused.kind;
       },
     ).finally(() => {
       if (aborted) return;
       res.cork(() => res.upgrade(data, key, selected, extensions, context));
+    }).catch((err: unknown) => {
+      this.failed('upgrade', err);
+      if (!aborted) answerInternal(res);
     });
   }
 
@@ -535,19 +630,21 @@ export class Gateway {
     const ticket = query.get('ticket');
     if (ticket) return this.redeemTicket(ticket, address);
     const token = tokenFrom(query, authorization, cookie, this.cfg.jwtCookie);
+    if (token instanceof AuthError) return token;
     if (token) return this.auth.verify(token);
     const username = query.get('username');
-    if (username === null) return new AuthError('missing credentials');
-    if (!this.cfg.allowAnonymous) return new AuthError('anonymous access is disabled');
+    if (username === null) return new AuthError('missing', 'missing credentials');
+    if (!this.cfg.allowAnonymous) return new AuthError('anonymous_disabled', 'anonymous access is disabled');
     const name = username.trim();
-    return USERNAME.test(name) ? { user: { id: name, name }, rooms: [] } : new AuthError('invalid username');
+    return name.length <= MAX_USERNAME && isUserId(name) ? { user: { id: name, name }, rooms: [] } : new AuthError('invalid_username', 'invalid username');
   }
 
   private readonly asyncApiCache = new Map<string, string>();
 
   /** The AsyncAPI document, with this server's address as its server (cached per Host header). */
   private asyncApiText(host: string): string {
-    const key = host.slice(0, 256);
+    // Only a well-formed authority becomes the document's server URL; anything else gets none.
+    const key = hostAuthority(host) ?? '';
     let text = this.asyncApiCache.get(key);
     if (!text) {
       text = j(asyncApiDocument(key ? { serverUrl: `ws://${key}` } : {}));
@@ -558,20 +655,25 @@ export class Gateway {
 
   /** Takes a ticket (once, atomically, in the store) and checks it is used from its address. */
   private async redeemTicket(ticket: string, address: string): Promise<Identity> {
-    if (ticket.length > 128) throw new AuthError('invalid ticket');
-    const answer = await this.request(this.systemHeader + j({ type: '$ticket.take', ticket }) + '}');
+    if (ticket.length > 128) throw new AuthError('ticket', 'invalid ticket');
+    let answer: Uint8Array;
+    try {
+      answer = await this.request(this.systemHeader + j({ type: '$ticket.take', ticket }) + '}');
+    } catch {
+      throw new AuthError('unavailable', 'credentials could not be checked; retry');
+    }
     const taken = JSON.parse(decoder.decode(answer)) as { data?: string };
-    if (!taken.data) throw new AuthError('ticket unknown, used or expired');
+    if (!taken.data) throw new AuthError('ticket', 'ticket unknown, used or expired');
     const { identity, address: boundTo } = JSON.parse(taken.data) as TicketData;
-    if (boundTo !== address) throw new AuthError('ticket was issued to another address');
-    if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) throw new AuthError('token expired');
+    if (boundTo !== address) throw new AuthError('ticket', 'ticket was issued to another address');
+    if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) throw new AuthError('expired', 'token expired');
     return identity;
   }
 
   /** `POST /api/tickets` with `Authorization: Bearer <JWT>`: a one-time ticket for a browser upgrade. */
   private createTicket(res: UWS.HttpResponse, req: UWS.HttpRequest): void {
     const ex = new Exchange(res);
-    const token = tokenFrom(new URLSearchParams(), req.getHeader('authorization'), '', '');
+    const token = bearer(req.getHeader('authorization'));
     const address = this.proxies.clientAddress(decoder.decode(res.getRemoteAddressAsText()), req.getHeader('x-forwarded-for'), req.getHeader('x-real-ip'));
     if (!token) return ex.error('unauthorized', 'Authorization: Bearer <JWT> is required');
     void (async () => {
@@ -579,7 +681,7 @@ export class Gateway {
       try {
         identity = await this.auth.verify(token);
       } catch (err) {
-        return ex.error('unauthorized', err instanceof AuthError ? err.reason : 'invalid token');
+        return ex.error('unauthorized', asAuthError(err).reason);
       }
       const ticket = randomId(24);
       const data = j({ identity, address } satisfies TicketData);
@@ -589,14 +691,17 @@ export class Gateway {
         return ex.error('unavailable', unavailableMessage(err));
       }
       ex.json(201, { ticket, expiresIn: Math.floor(this.cfg.ticketTtlMs / 1000) });
-    })();
+    })().catch((err: unknown) => {
+      this.failed('POST /api/tickets', err);
+      ex.fail(err);
+    });
   }
 
   private open(ws: UWS.WebSocket<UpgradeData>): void {
     const data = ws.getUserData();
     if (!data.identity) {
       this.stats.connects.add('unauthorized');
-      this.stats.authFailures.add(authFailureReason(data.authError));
+      this.stats.authFailures.add(data.authFailure ?? 'missing');
       ws.end(CLOSE_CODES.UNAUTHORIZED.code, `unauthorized: ${data.authError ?? 'missing credentials'}`);
       return;
     }
@@ -629,6 +734,9 @@ export class Gateway {
           return;
         }
         conn.openSession(opened.sessionId);
+        // A resumed session's rooms are checked against the new credentials like a join.
+        const revoked = opened.rooms.filter((r) => !mayJoin(conn.identity, r.room));
+        if (revoked.length > 0) opened.rooms = opened.rooms.filter((r) => mayJoin(conn.identity, r.room));
         conn.ws.cork(() => {
           conn.send(
             j({
@@ -650,6 +758,7 @@ export class Gateway {
             conn.rooms.add(room);
             stream.attach(conn, seq, epoch);
           }
+          for (const { room } of revoked) this.revoke(conn, room);
           const early = conn.early ?? [];
           conn.early = undefined;
           for (const text of early) this.handleText(conn, text);
@@ -658,7 +767,10 @@ export class Gateway {
       (err) => {
         if (!conn.closed) conn.ws.end(CLOSE_CODES.TRY_AGAIN_LATER.code, unavailableMessage(err).slice(0, 100));
       },
-    );
+    ).catch((err: unknown) => {
+      this.failed('open', err, conn.id);
+      if (!conn.closed) this.endInternal(conn.ws);
+    });
   }
 
   private message(ws: UWS.WebSocket<UpgradeData>, message: ArrayBuffer, isBinary: boolean): void {
@@ -722,6 +834,10 @@ export class Gateway {
           conn.send(errorFrame(req.id, 'not_member', `join room "${req.room}" first`));
           return;
         }
+        if ((req.type === 'publish' || req.type === 'typing') && req.room === this.cfg.dashboardRoom) {
+          conn.send(errorFrame(req.id, 'forbidden', `"${req.room}" is written by the server only`));
+          return;
+        }
         if (req.type === 'publish') {
           if (this.tooLong(req.content)) {
             conn.send(errorFrame(req.id, 'too_large', `content is longer than ${this.cfg.maxContentChars} characters`));
@@ -767,7 +883,7 @@ export class Gateway {
         timer();
         this.reply(conn, errorFrame(id, 'unavailable', unavailableMessage(err)));
       },
-    );
+    ).catch((err: unknown) => this.failed('reply', err, conn.id));
   }
 
   /**
@@ -789,9 +905,13 @@ export class Gateway {
     this.repliesScheduled = false;
     for (const [conn, frames] of this.replies) {
       if (conn.closed) continue;
-      conn.ws.cork(() => {
-        for (const f of frames) conn.send(f);
-      });
+      try {
+        conn.ws.cork(() => {
+          for (const f of frames) conn.send(f);
+        });
+      } catch (err) {
+        this.failed('reply', err, conn.id);
+      }
     }
     this.replies.clear();
   };
@@ -841,6 +961,13 @@ export class Gateway {
           if (answer.length) conn.sendLater(answer);
           return;
         }
+        if (!mayJoin(conn.identity, room)) {
+          // A `refresh` took the right away while the join was in flight.
+          this.releaseStream(stream);
+          this.request(conn.header + j({ type: 'leave', room }) + '}').catch(() => undefined);
+          conn.sendLater(errorFrame(req.id, 'forbidden', `not allowed to join "${room}"`, room));
+          return;
+        }
         conn.rooms.add(room);
         conn.ws.cork(() => {
           if (req.id !== undefined) conn.send(answer);
@@ -852,21 +979,44 @@ export class Gateway {
         this.releaseStream(stream);
         conn.sendLater(errorFrame(req.id, 'unavailable', unavailableMessage(err)));
       },
-    );
+    ).catch((err: unknown) => {
+      this.failed('join', err, conn.id);
+      conn.sendLater(errorFrame(req.id, 'internal', 'internal error'));
+    });
   }
 
   private leave(conn: Conn, req: RequestOf<'leave'>, text: string): void {
-    const stream = this.streams.get(req.room);
-    if (!conn.rooms.has(req.room) || !stream) {
+    if (!this.dropRoom(conn, req.room)) {
       conn.send(errorFrame(req.id, 'not_member', `not a member of "${req.room}"`));
       return;
     }
-    conn.rooms.delete(req.room);
-    if (conn.isTyping) conn.typing.delete(req.room);
+    this.forward(conn, req.id, text, req.type);
+  }
+
+  /** Takes a room off a connection locally (the worker is told by the caller); false if it had not joined it. */
+  private dropRoom(conn: Conn, room: string): boolean {
+    const stream = this.streams.get(room);
+    if (!conn.rooms.has(room) || !stream) return false;
+    conn.rooms.delete(room);
+    if (conn.isTyping) conn.typing.delete(room);
     conn.ws.unsubscribe(stream.topic);
     stream.detach(conn);
     this.releaseStream(stream);
-    this.forward(conn, req.id, text, req.type);
+    return true;
+  }
+
+  /**
+   * Call inside a cork. The connection's credentials no longer allow `room` (a resumed session or a `refresh` to a
+   * token without the claim): the session leaves it, presence included, and the client is told
+   * with an unsolicited `error` naming the room. Nothing more from the room reaches it.
+   */
+  private revoke(conn: Conn, room: string): void {
+    this.dropRoom(conn, room);
+    this.request(conn.header + j({ type: 'leave', room }) + '}').catch((err: unknown) => {
+      // The session keeps the room in the store until it ends; it delivers nothing meanwhile.
+      this.log.warn({ conn: conn.id, room, err: unavailableMessage(err) }, 'revoked room not left in the store');
+    });
+    conn.send(errorFrame(undefined, 'forbidden', `no longer allowed in "${room}"`, room));
   }
 
   private onClose(ws: UWS.WebSocket<UpgradeData>): void {
@@ -929,8 +1079,9 @@ export class Gateway {
         if (who instanceof AuthError) throw who;
         identity = await who;
       } catch (err) {
-        this.stats.authFailures.add(authFailureReason(err instanceof AuthError ? err.reason : ''));
-        return ex.error('unauthorized', err instanceof AuthError ? err.reason : 'credentials could not be checked; retry');
+        const refused = asAuthError(err);
+        this.stats.authFailures.add(refused.kind);
+        return ex.error('unauthorized', refused.reason);
       }
       const denied = rooms.find((r) => !mayJoin(identity, r));
       if (denied !== undefined) return ex.error('forbidden', `not allowed to follow "${denied}"`);
@@ -949,6 +1100,16 @@ export class Gateway {
         headers.vary = 'Origin';
       }
       res.cork(() => sse.start(headers, 2000));
+      if (identity.expiresAt !== undefined) {
+        sse.expiryTimer = setTimeout(
+          this.guarded('sse_expiry', () => {
+            sse.end(errorFrame(undefined, 'unauthorized', 'unauthorized: token expired'));
+            this.closeSse(sse);
+          }),
+          Math.min(MAX_TIMER_MS, Math.max(0, identity.expiresAt - Date.now())),
+        );
+        sse.expiryTimer.unref();
+      }
       this.ensureSseHeartbeat();
       this.watchUser(sse);
       this.sseSubscribe(userTopic(sse.user.id), sse);
@@ -994,6 +1155,7 @@ export class Gateway {
     if (!held) return;
     this.sseConns.delete(sse);
     sse.closed = true;
+    clearTimeout(sse.expiryTimer);
     this.sseUnsubscribe(userTopic(sse.user.id), sse);
     this.unwatchUser(sse);
     for (const { member, stream } of held) {
@@ -1005,9 +1167,12 @@ export class Gateway {
 
   private ensureSseHeartbeat(): void {
     if (this.sseHeartbeat) return;
-    this.sseHeartbeat = setInterval(() => {
-      for (const sse of this.sseConns.keys()) sse.comment('keepalive');
-    }, this.cfg.sseHeartbeatMs);
+    this.sseHeartbeat = setInterval(
+      this.guarded('sse_heartbeat', () => {
+        for (const sse of this.sseConns.keys()) sse.comment('keepalive');
+      }),
+      this.cfg.sseHeartbeatMs,
+    );
     this.sseHeartbeat.unref();
   }
 
@@ -1034,13 +1199,18 @@ export class Gateway {
         }
         conn.identity = { ...identity, user: conn.user };
         this.armExpiry(conn);
+        const revoked = [...conn.rooms].filter((room) => !mayJoin(conn.identity, room));
+        if (revoked.length > 0) conn.ws.cork(() => revoked.forEach((room) => this.revoke(conn, room)));
         if (id !== undefined) {
           const expiresAt = identity.expiresAt === undefined ? null : new Date(identity.expiresAt).toISOString();
           conn.sendLater(`{"type":"reply","id":${j(id)},"expiresAt":${j(expiresAt)}}`);
         }
       },
       (err: unknown) => conn.sendLater(errorFrame(id, 'unauthorized', err instanceof AuthError ? err.reason : 'invalid token')),
-    );
+    ).catch((err: unknown) => {
+      this.failed('refresh', err, conn.id);
+      conn.sendLater(errorFrame(id, 'internal', 'internal error'));
+    });
   }
 
   private stopTyping(conn: Conn, room: string): void {
@@ -1053,7 +1223,7 @@ export class Gateway {
     let stream = this.streams.get(room);
     if (!stream) {
       const created = new RoomStream(room, `r:${room}`, this.streamHost, defaultStreamOptions);
-      const sub = this.bus.subscribe(subjects.room(room), (data) => created.onEvent(data));
+      const sub = this.bus.subscribe(subjects.room(room), this.guarded('room_event', (data: Uint8Array) => created.onEvent(data)));
       this.streams.set(room, created);
       this.streamSubs.set(created, sub);
       stream = created;
@@ -1131,15 +1301,10 @@ function userTopic(userId: string): string {
   return `u:${subjectToken(userId)}`;
 }
 
-/** A bounded label for rt_gateway_auth_failures_total from a refusal reason. */
-function authFailureReason(reason = ''): string {
-  if (reason.includes('expired')) return 'expired';
-  if (reason.includes('ticket')) return 'ticket';
-  if (reason.includes('missing')) return 'missing';
-  if (reason.includes('anonymous')) return 'anonymous_disabled';
-  if (reason.includes('username')) return 'invalid_username';
-  if (reason.includes('could not be checked')) return 'unavailable';
-  return 'invalid_token';
+/** Any failure to check credentials as an AuthError (an unexpected one: `unavailable`, retry). */
+function asAuthError(err: unknown): AuthError {
+  if (err instanceof AuthError) return err;
+  return new AuthError('unavailable', 'credentials could not be checked; retry');
 }
 
 function unavailableMessage(err: unknown): string {

@@ -13,6 +13,24 @@ const STATUS_TEXT: Record<number, string> = {
   429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
+export type RouteHandler = (res: UWS.HttpResponse, req: UWS.HttpRequest) => void;
+
+/** Where handlers are registered: the uWS app, through the gateway's boundary that answers 500 on a throw. */
+export interface Routes {
+  get(pattern: string, handler: RouteHandler): unknown;
+  post(pattern: string, handler: RouteHandler): unknown;
+  any(pattern: string, handler: RouteHandler): unknown;
+}
+
+/** Answers 500 `internal`, unless the response was already ended or aborted (then there is no one to tell). */
+export function answerInternal(res: UWS.HttpResponse): void {
+  try {
+    res.cork(() => res.writeStatus('500 Internal Server Error').writeHeader('content-type', 'application/json').end('{"error":{"code":"internal","message":"internal error"}}'));
+  } catch {
+    // uWS throws on a response that is already answered or aborted.
+  }
+}
+
 export function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
 }

@@ -44,6 +44,8 @@ export class SseConn {
   readonly positions = new Map<string, number>();
   private congested = false;
   private backlog = 0;
+  /** Ends the stream when its credentials expire (there is no `refresh` on a one-way stream). */
+  expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly res: UWS.HttpResponse,
@@ -100,6 +102,20 @@ export class SseConn {
       });
     }
     if (this.backlog > this.maxBacklog) this.cut();
+  }
+
+  /**
+   * Ends the stream with a last `error` event (its credentials expired). The EventSource then
+   * reconnects with the same URL and is refused 401 unless the application gives it fresh
+   * credentials: a new token or ticket.
+   */
+  end(errorFrame: string): void {
+    if (this.closed) return;
+    this.res.cork(() => {
+      this.write(`event: error\ndata: ${errorFrame}\n\n`);
+      this.closed = true;
+      this.res.end();
+    });
   }
 
   /** Ends a stream whose reader fell too far behind; its EventSource reconnects and resumes. */

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type * as UWS from 'uWebSockets.js';
+import type { Routes } from './http.ts';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -36,7 +36,7 @@ const MISSING = Buffer.from(
     '(<code>npm start</code> does it for you).</p><p>WebSocket: <code>/ws</code> · protocol: <code>/asyncapi.json</code></p>',
 );
 
-export function registerStatic(app: UWS.TemplatedApp): void {
+export function registerStatic(app: Routes): void {
   const files = new Map<string, StaticFile>();
   const dir = publicDir();
   if (dir) {

@@ -52,6 +52,23 @@ export class BusError extends Error {
  * (`.`, `*`, `>`, spaces), so they are escaped into one token: `a.b` → `a%2Eb`.
  */
 export function subjectToken(s: string): string {
+  if (!LONE_SURROGATE.test(s)) return escapeToken(s);
+  // encodeURIComponent throws on a lone surrogate. Ids are checked to be well-formed where they
+  // enter, but this stays total: a lone surrogate becomes `%uD800`, which the %XX escapes of
+  // well-formed text never produce, so distinct ids keep distinct subjects.
+  let out = '';
+  let from = 0;
+  for (const m of s.matchAll(LONE_SURROGATES)) {
+    out += escapeToken(s.slice(from, m.index)) + `%u${m[0].charCodeAt(0).toString(16).toUpperCase()}`;
+    from = m.index + 1;
+  }
+  return out + escapeToken(s.slice(from));
+}
+
+const LONE_SURROGATE = /\p{Surrogate}/u;
+const LONE_SURROGATES = /\p{Surrogate}/gu;
+
+function escapeToken(s: string): string {
   return encodeURIComponent(s).replace(/[.*!'()~>]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 }
 

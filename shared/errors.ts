@@ -24,7 +24,7 @@ export function toClientError(err: unknown): { code: ErrorCode; message: string 
   return { code: 'internal', message: 'internal error' };
 }
 
-/** An `error` frame, serialized by hand because it is made on hot paths. */
-export function errorFrame(id: string | number | undefined, code: ErrorCode, message: string): string {
-  return `{"type":"error"${id === undefined ? '' : `,"id":${JSON.stringify(id)}`},"code":"${code}","message":${JSON.stringify(message)}}`;
+/** An `error` frame, serialized by hand because it is made on hot paths; `room` when it concerns one room. */
+export function errorFrame(id: string | number | undefined, code: ErrorCode, message: string, room?: string): string {
+  return `{"type":"error"${id === undefined ? '' : `,"id":${JSON.stringify(id)}`},"code":"${code}","message":${JSON.stringify(message)}${room === undefined ? '' : `,"room":${JSON.stringify(room)}`}}`;
 }

@@ -71,6 +71,7 @@ export class Worker {
   private readonly duration: Histogram<'type'>;
   private readonly sessionsExpired: Counter;
   private readonly recoveries: Counter<'outcome'>;
+  private readonly errors: Counter<'type'>;
 
   constructor(
     private readonly bus: Bus,
@@ -85,6 +86,7 @@ export class Worker {
     this.duration = new Histogram({ name: 'rt_worker_request_duration_seconds', help: 'Time to handle a request.', labelNames: ['type'], buckets: LATENCY_BUCKETS, registers });
     this.sessionsExpired = new Counter({ name: 'rt_worker_sessions_expired_total', help: 'Sessions whose grace period ended (presence left) in this worker\'s sweeps.', registers });
     this.recoveries = new Counter({ name: 'rt_worker_recoveries_total', help: 'Joins with since, by outcome (recovered or not).', labelNames: ['outcome'], registers });
+    this.errors = new Counter({ name: 'rt_worker_errors_total', help: 'Unexpected exceptions in request handlers and sweeps (answered `internal`), by request type.', labelNames: ['type'], registers });
     const storeOps = new Histogram({ name: 'rt_store_operation_duration_seconds', help: 'Store (Redis or memory) operations, by operation.', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers });
     this.store = timed(store, storeOps);
     this.handlers = {
@@ -130,21 +132,27 @@ export class Worker {
       this.log.warn('malformed request envelope');
       return encoder.encode(errorFrame(undefined, 'bad_request', 'malformed request'));
     }
-    const frame = env.f;
-    const handler = this.handlers[frame?.type];
+    const frame = typeof env === 'object' && env !== null && typeof env.f === 'object' && env.f !== null ? env.f : undefined;
+    if (!frame) {
+      this.log.warn('malformed request envelope');
+      return encoder.encode(errorFrame(undefined, 'bad_request', 'malformed request'));
+    }
+    const handler = typeof frame.type === 'string' && Object.hasOwn(this.handlers, frame.type) ? this.handlers[frame.type] : undefined;
     const type = handler ? frame.type : 'unknown';
     const end = this.duration.startTimer({ type });
     try {
-      if (!handler) throw new RtError('unknown_type', `unknown type "${String(frame?.type).slice(0, 64)}"`);
+      if (!handler) throw new RtError('unknown_type', `unknown type "${String(frame.type).slice(0, 64)}"`);
       const out = await handler(env);
       this.requests.inc({ type, result: 'ok' });
       return out ? encoder.encode(out) : EMPTY;
     } catch (err) {
       const { code, message } = toClientError(err);
       this.requests.inc({ type, result: code });
-      if (code === 'internal') this.log.error({ err, type: frame?.type, conn: env.c }, 'request failed');
-      else if (code === 'unavailable') this.log.warn({ type: frame?.type, err: (err as Error).message }, 'storage unavailable');
-      return encoder.encode(errorFrame(frame?.id, code, message));
+      if (code === 'internal') {
+        this.errors.inc({ type });
+        this.log.error({ err, type, conn: env.c }, 'request failed');
+      } else if (code === 'unavailable') this.log.warn({ type, err: err instanceof Error ? err.message : String(err) }, 'storage unavailable');
+      return encoder.encode(errorFrame(frame.id, code, message));
     } finally {
       end();
     }

@@ -7,15 +7,9 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { CLOSE_CODES, ERROR_CODES, type ErrorCode } from './codes.ts';
+import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, ROOM_PATTERN, USER_ID_MAX, USER_ID_PATTERN } from './constants.ts';
 
-/** The protocol version: `info.version` of the AsyncAPI document. */
-export const PROTOCOL_VERSION = '1';
-/** The WebSocket subprotocol a client may offer; the server selects it. */
-export const SUBPROTOCOL = `rt.v${PROTOCOL_VERSION}`;
-
-export const ROOM_PATTERN = '^[A-Za-z0-9_.:-]{1,128}$';
-export const MAX_HISTORY_LIMIT = 500;
-export const DEFAULT_HISTORY_LIMIT = 50;
+export { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, PROTOCOL_VERSION, ROOM_PATTERN, SUBPROTOCOL, USER_ID_MAX, USER_ID_PATTERN } from './constants.ts';
 
 /**
  * The same schema with another description: shared building blocks (`RoomName`, `User`) read
@@ -41,9 +35,16 @@ const Epoch = Type.String({
 const Timestamp = Type.String({ description: 'ISO 8601 time, UTC (`2024-05-01T12:00:00.000Z`).' });
 const AnswerId = describe(RequestId, 'The `id` of the request this answers.');
 
+/** A user id as a request names one (`direct`'s `to`, a notification's recipients). */
+export const UserId = Type.String({
+  minLength: 1,
+  maxLength: USER_ID_MAX,
+  pattern: USER_ID_PATTERN,
+  description: `User id: 1–${USER_ID_MAX} characters of well-formed text, no control characters.`,
+});
 export const User = Type.Object(
   {
-    id: Type.String({ description: 'Stable user id (the JWT subject, or the anonymous username).' }),
+    id: describe(UserId, 'Stable user id (the JWT subject, or the anonymous username).'),
     name: Type.String({ description: 'Display name.' }),
   },
   { title: 'User', description: 'A user as other clients see it.' },
@@ -141,7 +142,7 @@ export const Requests = {
     {
       type: Type.Literal('direct'),
       id: Type.Optional(RequestId),
-      to: Type.String({ minLength: 1, maxLength: 256, description: 'The recipient\'s user id.' }),
+      to: describe(UserId, "The recipient's user id."),
       content: Type.String({ description: 'The message text.' }),
     },
     { description: 'Send a direct message to a user, delivered to every connection of theirs, on every gateway. Not stored.' },
@@ -311,6 +312,12 @@ export const ErrorFrame = Type.Object(
     id: Type.Optional(describe(RequestId, 'The `id` of the request that failed; absent for unsolicited errors and for frames whose id was unreadable.')),
     code: ErrorCodeSchema,
     message: Type.String({ description: 'What went wrong, for people (e.g. `/room: Expected string to match ...`).' }),
+    room: Type.Optional(
+      describe(
+        RoomName,
+        'The room the error concerns, when one does. An unsolicited `forbidden` with `room` means the connection was taken out of that room because its credentials no longer allow it (a resumed session or a `refresh` to a token without the claim): the room is left and nothing more from it arrives.',
+      ),
+    ),
   },
   { description: 'A request failed (with its `id`), or an unsolicited error. The connection stays open.' },
 );
@@ -463,9 +470,9 @@ export const TicketCreated = Type.Object(
 export const MAX_NOTIFICATION_RECIPIENTS = 10_000;
 export const NotificationCreate = Type.Object(
   {
-    userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'The recipient (or give `userIds`).' })),
+    userId: Type.Optional(describe(UserId, 'The recipient (or give `userIds`).')),
     userIds: Type.Optional(
-      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+      Type.Array(UserId, {
         minItems: 1,
         maxItems: MAX_NOTIFICATION_RECIPIENTS,
         description: `The recipients, at most ${MAX_NOTIFICATION_RECIPIENTS} (or give \`userId\`).`,
