@@ -376,7 +376,7 @@ const SECURITY_SCHEMES = {
     in: 'query',
     name: 'token',
     description:
-      'A JWT in the query string. Claims: `sub` (the user id, required), `name` (display name, default `sub`), `exp` (refresh before it or be closed with 4001), `rooms` (patterns of the `private:*` rooms the user may join, `*` matching any run of characters).',
+      'A JWT in the query string. Claims: `sub` (the user id, required), `name` (display name, default `sub`), `exp` (refresh before it or be closed with 4001), `rooms` (patterns of the `private:*` rooms the user may join, `*` matching any run of characters; at most 256 patterns of at most 256 characters each, or the token is refused with 4001).',
   },
   bearer: {
     type: 'http',
