@@ -227,10 +227,12 @@ rate limit (default 20 a second, bursts of 40) gets \`rate_limited\`; sustained 
 - History keeps at least the last N messages per room (default 1000) for a configurable time (default
   24 h). Each room's history has an \`epoch\`, a string that changes when the history was lost and
   \`seq\` started again.
-- Recovery is all or nothing: \`join\` with \`since\` (and the \`epoch\` the client had) returns every
-  message after \`since\` with \`recovered: true\`, or, when the epoch differs, some of them are gone, or
-  more than the replay cap (default 500) are missing, \`recovered: false\` and the latest \`limit\`
-  messages (default ${DEFAULT_HISTORY_LIMIT}, max ${MAX_HISTORY_LIMIT}). Never a silent partial replay.
+- Recovery is all or nothing: \`join\` with \`since\` and the \`epoch\` the client had returns every
+  message after \`since\` with \`recovered: true\`, or, when the epoch differs or is missing, some of
+  them are gone, or more than the replay cap (default 500) are missing, \`recovered: false\` and the
+  latest \`limit\` messages (default ${DEFAULT_HISTORY_LIMIT}, max ${MAX_HISTORY_LIMIT}). Never a silent
+  partial replay. Send both: a \`since\` without \`epoch\` is always answered \`recovered: false\`, since
+  the history it counted in may have been lost and its \`seq\` started again.
 
 ## Sessions
 - A session (\`sessionId\`, the user, the rooms joined) outlives its connection for a grace period
