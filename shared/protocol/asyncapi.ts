@@ -193,7 +193,12 @@ not served by this server yet (a request of a planned type is answered \`unknown
 
 ## Transport
 - WebSocket at \`GET /ws\`. Text frames, UTF-8 JSON, **one JSON object per frame**. A binary frame is
-  answered with close 1003; a frame over the size limit (default 64 KiB) with close 1009.
+  answered with close 1003; a frame over the size limit (default 64 KiB) with close 1009, as long as it
+  is at most 1 MiB over it: a larger frame is refused as soon as its header announces its length, by
+  dropping the connection without a close frame (the client sees 1006). A client more than the
+  backpressure limit (default 1 MiB) behind is closed with 1013; one that has stopped reading so long
+  that even the close frame cannot be written sees the connection end without it (1006). Either way
+  reconnect with backoff and recover with \`join\` \`since\`/\`epoch\` or the session.
 - Subprotocol: offer \`${SUBPROTOCOL}\` and the server selects it. Offering only other subprotocols is
   refused at the upgrade with HTTP 400. Offering none is allowed.
 - Credentials on the upgrade, one of (checked in this order): \`?ticket=<one-time ticket>\` (from
