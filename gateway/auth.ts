@@ -4,8 +4,9 @@
  * Keys: `JWT_SECRET` (HS256), `JWT_PUBLIC_KEY_FILE` (a PEM public key: RS256 for RSA, ES256 for
  * P-256), or `JWT_JWKS_FILE` (a local JSON Web Key Set, key chosen by `kid`). Claims: `sub` is the
  * user id (required), `name` the display name (default: `sub`), `rooms` a list of patterns of
- * `private:*` rooms the user may join (`*` matches any run of characters), `exp` when the
- * connection must have refreshed its token. `iss`/`aud` are checked when configured; clock skew of
+ * `private:*` rooms the user may join (`*` matches any run of characters; at most
+ * MAX_ROOM_PATTERNS patterns of at most MAX_ROOM_PATTERN_LENGTH characters, or the token is
+ * refused), `exp` when the connection must have refreshed its token. `iss`/`aud` are checked when configured; clock skew of
  * `JWT_CLOCK_SKEW_S` is allowed.
  */
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
@@ -14,6 +15,7 @@ import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKe
 import type { Config } from '../shared/config.ts';
 import { isUserId, toWellFormed } from '../shared/protocol/constants.ts';
 import type { User } from '../shared/protocol/schemas.ts';
+import { globMatch } from './glob.ts';
 import { bearer, cookieValue } from './values.ts';
 
 export interface Identity {
@@ -42,6 +44,10 @@ const PRIVATE_PREFIX = 'private:';
 const MAX_TOKEN_LENGTH = 8192;
 /** The latest time a JavaScript Date can represent (ms since the epoch). */
 const MAX_DATE_MS = 8.64e15;
+/** Most patterns a `rooms` claim may list; a token with more is refused (close 4001, HTTP 401). */
+export const MAX_ROOM_PATTERNS = 256;
+/** Longest pattern a `rooms` claim may hold (a room name has at most 128 characters). */
+export const MAX_ROOM_PATTERN_LENGTH = 256;
 
 export class Authenticator {
   private constructor(
@@ -104,7 +110,12 @@ export class Authenticator {
     if (expiresAt !== undefined && !(Math.abs(expiresAt) <= MAX_DATE_MS)) throw new AuthError('invalid_token', 'token claim exp is not valid');
     // Cut to 128 characters, a name could end in half a surrogate pair: replaced, not refused.
     const display = typeof name === 'string' && name.length > 0 ? toWellFormed(name.slice(0, 128)) : sub;
-    const patterns = Array.isArray(rooms) ? rooms.filter((r): r is string => typeof r === 'string').slice(0, 1000) : [];
+    const patterns = Array.isArray(rooms) ? rooms.filter((r): r is string => typeof r === 'string') : [];
+    // Refused rather than cut: a token that lists a room it cannot use would fail later, at a join.
+    if (patterns.length > MAX_ROOM_PATTERNS) throw new AuthError('invalid_token', `token rooms claim lists more than ${MAX_ROOM_PATTERNS} patterns`);
+    if (patterns.some((p) => p.length > MAX_ROOM_PATTERN_LENGTH)) {
+      throw new AuthError('invalid_token', `token rooms claim has a pattern longer than ${MAX_ROOM_PATTERN_LENGTH} characters`);
+    }
     return {
       user: { id: sub, name: display },
       rooms: patterns,
@@ -125,13 +136,7 @@ function describeJoseError(err: unknown): string {
 /** Whether `identity` may join `room`: any room, except `private:*` rooms its claims do not list. */
 export function mayJoin(identity: Identity, room: string): boolean {
   if (!room.startsWith(PRIVATE_PREFIX)) return true;
-  return identity.rooms.some((pattern) => matches(pattern, room));
-}
-
-function matches(pattern: string, room: string): boolean {
-  if (!pattern.includes('*')) return pattern === room;
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-  return re.test(room);
+  return identity.rooms.some((pattern) => globMatch(pattern, room));
 }
 
 /**

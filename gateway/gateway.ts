@@ -27,7 +27,7 @@ import { registerServerApi } from './api.ts';
 import { Exchange, answerInternal, type RouteHandler, type Routes } from './http.ts';
 import { registerStatic } from './static.ts';
 import { SseConn, SseRoomMember, parseLastEventId } from './sse.ts';
-import { AddressLimiter, ConnectionLimiter, TrustedProxies } from './limits.ts';
+import { AddressLimiter, ConnectionLimiter, TrustedProxies, uwsPayloadLimit } from './limits.ts';
 import { RoomStream, defaultStreamOptions, type HistoryFrames, type StreamHost, type StreamMember } from './room-stream.ts';
 
 const encoder = new TextEncoder();
@@ -468,9 +468,12 @@ export class Gateway {
       res.cork(() => res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(body));
     });
     this.app.ws<UpgradeData>('/ws', {
-      // uWS drops a connection over its own limit without a close frame (the client sees 1006),
-      // so its limit sits above ours and frames between the two get the documented 1009.
-      maxPayloadLength: cfg.maxFrameBytes ? Math.max(cfg.maxFrameBytes * 2, cfg.maxFrameBytes + 256 * 1024) : 16 * 1024 * 1024,
+      // uWS refuses a frame over its own limit as soon as it reads the announced length, and closes
+      // the TCP connection without a close frame (the client sees 1006); no callback runs first, so
+      // nothing can send 1009 then. Under that limit it buffers the whole frame before `message`
+      // sees it. So its limit sits MAX_FRAME_BYTES + 1 MiB above ours: every frame up to there
+      // gets the documented 1009, and a client can make the gateway hold at most that much.
+      maxPayloadLength: cfg.maxFrameBytes ? uwsPayloadLimit(cfg.maxFrameBytes) : 16 * 1024 * 1024,
       idleTimeout: Math.min(960, Math.max(8, Math.ceil((cfg.heartbeatMs * 2) / 1000))),
       sendPingsAutomatically: true,
       // uWS would close a slow socket without a close frame (1006) or skip it silently, and a

@@ -131,3 +131,12 @@ export class TrustedProxies {
     return realIp ? normalizeAddress(realIp) : p;
   }
 }
+
+/**
+ * The frame size past which uWebSockets.js drops a connection without a close frame: frames over
+ * MAX_FRAME_BYTES and up to this get close 1009, larger ones an abrupt close (1006 for the client).
+ * uWS holds a frame up to this size in memory before the gateway sees it.
+ */
+export function uwsPayloadLimit(maxFrameBytes: number): number {
+  return maxFrameBytes + Math.max(maxFrameBytes, 1024 * 1024);
+}

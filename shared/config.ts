@@ -53,7 +53,7 @@ export const CONFIG_SPEC = {
   MAX_CONNECTIONS: v({ key: 'maxConnections', kind: 'int', min: 0, default: '100000', description: 'Connections per gateway; past it upgrades get HTTP 503. 0: no limit.' }),
   MAX_CONNECTIONS_PER_USER: v({ key: 'maxConnectionsPerUser', kind: 'int', min: 0, default: '20', description: 'Connections of one user per gateway; past it the new connection is closed with 1008. 0: no limit.' }),
   MAX_ROOMS_PER_CONNECTION: v({ key: 'maxRoomsPerConnection', kind: 'int', min: 0, default: '100', description: 'Rooms one connection may be in; past it `join` answers `forbidden`. 0: no limit.' }),
-  MAX_FRAME_BYTES: v({ key: 'maxFrameBytes', kind: 'int', min: 0, default: '65536', description: 'Largest WebSocket frame accepted; larger frames close the connection with 1009. 0: 16 MiB.' }),
+  MAX_FRAME_BYTES: v({ key: 'maxFrameBytes', kind: 'int', min: 0, default: '65536', description: 'Largest WebSocket frame accepted; larger frames close the connection with 1009, up to MAX_FRAME_BYTES + 1 MiB (larger ones are dropped without a close frame: the client sees 1006). 0: 16 MiB, and larger frames are dropped.' }),
   MAX_CONTENT_CHARS: v({ key: 'maxContentChars', kind: 'int', min: 0, default: '4096', description: 'Longest `content` of a message (`too_large` past it). 0: no limit.' }),
   MAX_BODY_BYTES: v({ key: 'maxBodyBytes', kind: 'int', min: 1024, default: '1048576', description: 'Largest HTTP API request body; larger gets 413.' }),
   MAX_BACKPRESSURE_BYTES: v({ key: 'maxBackpressureBytes', kind: 'int', min: 1024, default: '1048576', description: 'Bytes a WebSocket client may fall behind; past it the connection is closed with 1013 (it reconnects and recovers from history), so one slow client never slows a room.' }),

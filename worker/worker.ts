@@ -212,8 +212,10 @@ export class Worker {
     let page = await this.store.history(f.room, f.since === undefined ? { limit } : { after: f.since, limit: this.opts.replayMax + 1 });
     if (f.since !== undefined) {
       const since = f.since;
+      // Without the epoch the client had, `since` may count in a history that was lost since:
+      // recovering from it would hand over another epoch's messages as the missed ones.
       recovered =
-        (f.epoch === undefined || f.epoch === page.epoch) &&
+        f.epoch === page.epoch &&
         since <= page.seq &&
         page.seq - since <= this.opts.replayMax &&
         page.oldest <= since + 1;

@@ -193,7 +193,12 @@ not served by this server yet (a request of a planned type is answered \`unknown
 
 ## Transport
 - WebSocket at \`GET /ws\`. Text frames, UTF-8 JSON, **one JSON object per frame**. A binary frame is
-  answered with close 1003; a frame over the size limit (default 64 KiB) with close 1009.
+  answered with close 1003; a frame over the size limit (default 64 KiB) with close 1009, as long as it
+  is at most 1 MiB over it: a larger frame is refused as soon as its header announces its length, by
+  dropping the connection without a close frame (the client sees 1006). A client more than the
+  backpressure limit (default 1 MiB) behind is closed with 1013; one that has stopped reading so long
+  that even the close frame cannot be written sees the connection end without it (1006). Either way
+  reconnect with backoff and recover with \`join\` \`since\`/\`epoch\` or the session.
 - Subprotocol: offer \`${SUBPROTOCOL}\` and the server selects it. Offering only other subprotocols is
   refused at the upgrade with HTTP 400. Offering none is allowed.
 - Credentials on the upgrade, one of (checked in this order): \`?ticket=<one-time ticket>\` (from
@@ -227,10 +232,12 @@ rate limit (default 20 a second, bursts of 40) gets \`rate_limited\`; sustained 
 - History keeps at least the last N messages per room (default 1000) for a configurable time (default
   24 h). Each room's history has an \`epoch\`, a string that changes when the history was lost and
   \`seq\` started again.
-- Recovery is all or nothing: \`join\` with \`since\` (and the \`epoch\` the client had) returns every
-  message after \`since\` with \`recovered: true\`, or, when the epoch differs, some of them are gone, or
-  more than the replay cap (default 500) are missing, \`recovered: false\` and the latest \`limit\`
-  messages (default ${DEFAULT_HISTORY_LIMIT}, max ${MAX_HISTORY_LIMIT}). Never a silent partial replay.
+- Recovery is all or nothing: \`join\` with \`since\` and the \`epoch\` the client had returns every
+  message after \`since\` with \`recovered: true\`, or, when the epoch differs or is missing, some of
+  them are gone, or more than the replay cap (default 500) are missing, \`recovered: false\` and the
+  latest \`limit\` messages (default ${DEFAULT_HISTORY_LIMIT}, max ${MAX_HISTORY_LIMIT}). Never a silent
+  partial replay. Send both: a \`since\` without \`epoch\` is always answered \`recovered: false\`, since
+  the history it counted in may have been lost and its \`seq\` started again.
 
 ## Sessions
 - A session (\`sessionId\`, the user, the rooms joined) outlives its connection for a grace period
@@ -376,7 +383,7 @@ const SECURITY_SCHEMES = {
     in: 'query',
     name: 'token',
     description:
-      'A JWT in the query string. Claims: `sub` (the user id, required), `name` (display name, default `sub`), `exp` (refresh before it or be closed with 4001), `rooms` (patterns of the `private:*` rooms the user may join, `*` matching any run of characters).',
+      'A JWT in the query string. Claims: `sub` (the user id, required), `name` (display name, default `sub`), `exp` (refresh before it or be closed with 4001), `rooms` (patterns of the `private:*` rooms the user may join, `*` matching any run of characters; at most 256 patterns of at most 256 characters each, or the token is refused with 4001).',
   },
   bearer: {
     type: 'http',

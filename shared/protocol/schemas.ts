@@ -76,11 +76,11 @@ export const Requests = {
       since: Type.Optional(
         describe(
           Seq,
-          'Recovery: the last `seq` the client has. The reply then holds every message after it (`recovered: true`) or, when that is impossible, the latest `limit` (`recovered: false`).',
+          'Recovery: the last `seq` the client has, sent with its `epoch`. The reply then holds every message after it (`recovered: true`) or, when that is impossible, the latest `limit` (`recovered: false`). Without `epoch` nothing says `since` counts in the current history: always `recovered: false`.',
         ),
       ),
       epoch: Type.Optional(
-        Type.String({ maxLength: 64, description: 'With `since`: the room `epoch` the client had. A different epoch means the history was lost: `recovered: false`.' }),
+        Type.String({ maxLength: 64, description: 'With `since`: the room `epoch` the client had. A different or missing epoch means the history may have been lost since: `recovered: false`.' }),
       ),
       limit: Type.Optional(
         describe(Limit, `How many of the latest messages \`history\` holds (default ${DEFAULT_HISTORY_LIMIT}, max ${MAX_HISTORY_LIMIT}); with \`since\`, only when recovery fails.`),

@@ -2,9 +2,12 @@
  * Protocol v1 core as a client sees it, in both ways the server runs (embedded and
  * NATS + Redis with two gateways and two workers).
  */
+import { randomBytes } from 'node:crypto';
+import { connect as tcpConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { TARGETS, type Target } from '../harness/targets.ts';
+import { uwsPayloadLimit } from '../../gateway/limits.ts';
+import { TARGETS, embeddedTarget, type Target } from '../harness/targets.ts';
 import { TestClient, expectClosed, type Frame } from '../harness/client.ts';
 
 let seq = 0;
@@ -276,5 +279,135 @@ describe('the demo app', () => {
     } finally {
       await t.stop();
     }
+  });
+});
+
+/**
+ * Upgrades over a raw TCP socket, then writes a text frame header announcing `length` bytes and
+ * `payload` (all of it, or only its start). Resolves when the server ends the connection, or once
+ * it answers with a `pong`, with what it sent after the upgrade (a close frame, or nothing).
+ */
+function announceFrame(base: string, length: number, payload: Buffer): Promise<{ afterUpgrade: Buffer; closed: boolean }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(Number(url.port), url.hostname);
+    let head = Buffer.alloc(0);
+    let upgraded = false;
+    let afterUpgrade = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`still open 10 s after announcing ${length} bytes`));
+    }, 10_000);
+    socket.on('connect', () => {
+      socket.write(
+        `GET /ws?username=raw HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (upgraded) {
+        afterUpgrade = Buffer.concat([afterUpgrade, chunk]);
+        if (afterUpgrade.includes('"type":"pong"')) {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve({ afterUpgrade, closed: false });
+        }
+        return;
+      }
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      expect(head.subarray(0, 12).toString()).toBe('HTTP/1.1 101');
+      upgraded = true;
+      afterUpgrade = head.subarray(end + 4);
+      // A text frame with a 64-bit length, masked with a zero key so the payload goes as it is.
+      const header = Buffer.alloc(14);
+      header[0] = 0x81;
+      header[1] = 0x80 | 127;
+      header.writeBigUInt64BE(BigInt(length), 2);
+      socket.write(Buffer.concat([header, payload]));
+    });
+    socket.on('error', () => {}); // a reset is one way the server may end it
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ afterUpgrade, closed: true });
+    });
+  });
+}
+
+/** The close code of the first frame in `bytes` if it is a close frame (server frames are unmasked). */
+function closeCode(bytes: Buffer): number | undefined {
+  // Skip the welcome and any other text frames the server sent first.
+  let at = 0;
+  while (at + 2 <= bytes.length) {
+    const opcode = bytes[at]! & 0x0f;
+    let len = bytes[at + 1]! & 0x7f;
+    let off = at + 2;
+    if (len === 126) {
+      len = bytes.readUInt16BE(off);
+      off += 2;
+    } else if (len === 127) {
+      len = Number(bytes.readBigUInt64BE(off));
+      off += 8;
+    }
+    if (opcode === 0x8) return bytes.readUInt16BE(off);
+    at = off + len;
+  }
+  return undefined;
+}
+
+describe('frames over MAX_FRAME_BYTES (default 64 KiB)', () => {
+  let t: Target;
+  let gw: string;
+  const clients: TestClient[] = [];
+  const limit = uwsPayloadLimit(65_536);
+  beforeAll(async () => {
+    t = await embeddedTarget({ MAX_FRAME_BYTES: '65536' });
+    gw = t.gateways[0]!;
+  });
+  afterAll(async () => {
+    for (const c of clients) c.terminate();
+    await t?.stop();
+  });
+
+  it.each([
+    ['65,537 bytes', 65_537],
+    ['300 KiB', 300 * 1024],
+    ['1 MiB', 1024 * 1024],
+    ['MAX_FRAME_BYTES + 1 MiB, the most uWS holds', limit],
+  ])('%s: close 1009 with the reason', async (_label, size) => {
+    const c = await TestClient.connect(gw, { query: { username: 'big' } });
+    clients.push(c);
+    c.send('x'.repeat(size));
+    expect(await c.waitClosed(10_000)).toEqual({ code: 1009, reason: 'frame larger than 65536 bytes' });
+    // The gateway is fine: the next connection works.
+    const after = await TestClient.connect(gw, { query: { username: 'after' } });
+    clients.push(after);
+    expect((await after.request({ type: 'ping' })).type).toBe('pong');
+  });
+
+  it.each([
+    ['one byte over what uWS holds', limit + 1],
+    ['16 MiB', 16 * 1024 * 1024],
+    ['100 MiB', 100 * 1024 * 1024],
+    ['2^53 bytes', 2 ** 53],
+  ])('announcing %s: the connection is dropped at the frame header, without buffering the payload', async (_label, length) => {
+    // Only 64 KiB of the payload is ever sent: the server must not wait for the rest.
+    const { afterUpgrade, closed } = await announceFrame(gw, length, Buffer.alloc(64 * 1024, 'x'));
+    expect(closed).toBe(true);
+    // uWebSockets.js closes the TCP connection without a close frame (the client sees 1006):
+    // what README's Security section and docs/protocol.md say happens past this size.
+    expect(closeCode(afterUpgrade)).toBeUndefined();
+    const after = await TestClient.connect(gw, { query: { username: 'after' } });
+    clients.push(after);
+    expect((await after.request({ type: 'ping' })).type).toBe('pong');
+  });
+
+  it('the raw frame writer is right: a frame within MAX_FRAME_BYTES sent the same way is answered, one over it gets 1009', async () => {
+    const ping = Buffer.from(JSON.stringify({ type: 'ping', id: 1, pad: 'x'.repeat(1000) }));
+    expect(await announceFrame(gw, ping.length, ping)).toMatchObject({ closed: false });
+    const { afterUpgrade, closed } = await announceFrame(gw, 70_000, Buffer.alloc(70_000, 'x'));
+    expect(closed).toBe(true);
+    expect(closeCode(afterUpgrade)).toBe(1009);
   });
 });

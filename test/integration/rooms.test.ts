@@ -250,3 +250,45 @@ describe.each(TARGETS)('rooms (%s)', (_name, start) => {
     });
   });
 });
+
+describe.each(TARGETS)('recovery after the history was lost (%s)', (_name, start) => {
+  let t: Target;
+  const clients: TestClient[] = [];
+  // HISTORY_TTL_MS at its minimum: a room's history is lost a second after its last message.
+  beforeAll(async () => {
+    t = await start({ HISTORY_TTL_MS: '1000' });
+  });
+  afterAll(async () => {
+    for (const c of clients) c.terminate();
+    await t?.stop();
+  });
+
+  it('join with since but no epoch says recovered: false, never the new epoch\'s messages as the missed ones', async () => {
+    const room = uniq('lost');
+    const ann = await TestClient.connect(t.gateways[0]!, { query: { username: 'ann' } });
+    clients.push(ann);
+    const j1 = await ann.ok({ type: 'join', room });
+    for (let i = 0; i < 3; i++) await ann.ok({ type: 'publish', room, content: `old${i}` });
+    const deadline = Date.now() + 10_000;
+    let h = await ann.ok({ type: 'history', room });
+    while (h.epoch === j1.epoch && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      h = await ann.ok({ type: 'history', room });
+    }
+    expect(h.epoch).not.toBe(j1.epoch);
+    for (let i = 0; i < 5; i++) await ann.ok({ type: 'publish', room, content: `new${i}` });
+    const now = await ann.ok({ type: 'history', room });
+    expect(now.seq).toBe(5);
+
+    // The client's position 3 was in the old epoch: 4 and 5 of the new one are not what it missed.
+    const blind = await ann.ok({ type: 'join', room, since: 3, limit: 2 });
+    expect(blind.recovered).toBe(false);
+    expect(blind.epoch).toBe(now.epoch);
+    expect(seqs(blind.history as Frame[])).toEqual([4, 5]);
+    expect(await ann.ok({ type: 'join', room, since: 3, epoch: j1.epoch })).toMatchObject({ recovered: false });
+    // With the epoch it names, the same position recovers.
+    const matching = await ann.ok({ type: 'join', room, since: 3, epoch: now.epoch });
+    expect(matching.recovered).toBe(true);
+    expect((matching.history as Frame[]).map((m) => m.content)).toEqual(['new3', 'new4']);
+  });
+});

@@ -182,6 +182,52 @@ describe('origin and authorization', () => {
   });
 });
 
+describe('rooms claim', () => {
+  it('an adversarial pattern is matched in linear time: the gateway keeps answering others meanwhile', async () => {
+    const gw = await target({ JWT_SECRET: TEST_SECRET });
+    // Against a room of 120 `a`s, each of these made a regular expression built from the pattern
+    // try every way of splitting the `a`s between its stars: about 2 s each on a laptop.
+    const evil = ['b', 'c', 'd', 'e'].map((last) => `private:a*a*a*a*a*${last}`);
+    const attacker = await connect(gw, { query: { token: await hs256({ sub: 'evil', rooms: evil }) } });
+    const other = await connect(gw, { query: { username: 'bystander' } });
+    const room = `private:${'a'.repeat(120)}`;
+    const started = performance.now();
+    const [join, pong] = await Promise.all([
+      attacker.request({ type: 'join', room }, 30_000).then((f) => ({ f, ms: performance.now() - started })),
+      other.request({ type: 'ping' }, 30_000).then((f) => ({ f, ms: performance.now() - started })),
+    ]);
+    expect(join.f).toMatchObject({ type: 'error', code: 'forbidden' });
+    expect(pong.f.type).not.toBe('error');
+    // Microseconds of work; a generous budget so that a loaded machine does not fail it.
+    expect(pong.ms).toBeLessThan(1000);
+    expect(join.ms).toBeLessThan(1000);
+    // The same patterns still let in the rooms they describe.
+    await attacker.ok({ type: 'join', room: `private:${'a'.repeat(119)}b` });
+  });
+
+  it('a token listing more than 256 patterns, or one longer than 256 characters, is refused: 4001 on /ws, 401 on /sse and /api/tickets', async () => {
+    const gw = await target({ JWT_SECRET: TEST_SECRET });
+    const many = await hs256({ sub: 'many', rooms: Array.from({ length: 257 }, (_, i) => `private:${i}`) });
+    const long = await hs256({ sub: 'long', rooms: [`private:${'x'.repeat(249)}`] });
+    for (const [token, reason] of [
+      [many, 'more than 256 patterns'],
+      [long, 'longer than 256 characters'],
+    ] as const) {
+      expect(await expectClosed(gw, { query: { token } })).toMatchObject({ code: 4001, reason: expect.stringContaining(reason) });
+      const sse = await fetch(`${http(gw)}/sse?rooms=lobby&token=${token}`);
+      expect(sse.status).toBe(401);
+      expect(await sse.json()).toMatchObject({ error: { code: 'unauthorized', message: expect.stringContaining(reason) } });
+      const ticket = await fetch(`${http(gw)}/api/tickets`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+      expect(ticket.status).toBe(401);
+      expect(await ticket.json()).toMatchObject({ error: { code: 'unauthorized', message: expect.stringContaining(reason) } });
+    }
+    // At the bounds: accepted.
+    const atBounds = await hs256({ sub: 'bounds', rooms: [...Array.from({ length: 255 }, (_, i) => `private:${i}`), `private:${'x'.repeat(248)}`] });
+    const c = await connect(gw, { query: { token: atBounds } });
+    await c.ok({ type: 'join', room: 'private:254' });
+  });
+});
+
 describe('limits', () => {
   it('MAX_ROOMS_PER_CONNECTION', async () => {
     const gw = await target({ MAX_ROOMS_PER_CONNECTION: '2' });
