@@ -179,6 +179,10 @@ describe('credentials in logs', () => {
       streams.push(sse);
       expect(sse.status).toBe(200);
       expect((await api(apiKey, p.address)).status).toBe(201);
+      // The demo page takes `?token=` in its own URL, and its assets then carry it in the Referer.
+      const page = `${cluster.url}/?token=${await token(p.user)}`;
+      expect((await http(page, { localAddress: p.address })).status).toBe(200);
+      expect((await http(`${cluster.url}/rt-client.js`, { headers: { referer: page }, localAddress: p.address })).status).toBe(200);
     }
 
     // nginx writes a WebSocket's or a stream's access line when it ends.
@@ -203,6 +207,7 @@ describe('credentials in logs', () => {
     // gateway, its 502, and the one that answered.
     expect(lines.filter((l) => l.path === '/api/tickets' && failed(l)).length).toBe(onVictim('ticket').length * 2);
     expect(lines.filter((l) => l.path === `/api/rooms/${room}/messages` && failed(l)).length).toBe(orphans.length);
+    expect(lines.filter((l) => (l.path === '/' || l.path === '/rt-client.js') && failed(l)).length).toBe(orphans.length * 2);
 
     // Every file of the run: nginx's access and error logs, every gateway's, worker's, NATS's and
     // Redis's output, and nginx's own run files.
