@@ -275,13 +275,23 @@ export const NotificationKind = Type.Union([Type.Literal('info'), Type.Literal('
   description: '`info`, `success`, `warning` or `error`.',
 });
 
+/**
+ * A notification's link, as the demo page and applications render it in `<a href>`: an absolute
+ * http(s) URL (`https://example.com/releases`), or a path on the page's own origin (`/orders/42`).
+ * Never another scheme (`javascript:`, `data:`), never `//host` or `/\host` (a browser reads both as
+ * another host), and no control characters anywhere: a browser drops tabs and newlines from a URL,
+ * so `/<tab>/host` would become `//host`.
+ */
+const URL_CONTROL = '\\u0000-\\u001f\\u007f';
+export const NOTIFICATION_URL_PATTERN = `^(https?://|/$|/[^/\\\\${URL_CONTROL}])[^${URL_CONTROL}]*$`;
+
 export const Notification = Type.Object(
   {
     id: Type.String({ description: 'Notification id.' }),
     kind: NotificationKind,
     title: Type.String({ description: 'Short title.' }),
     body: Type.String({ description: 'Text.' }),
-    url: Type.Optional(Type.String({ description: 'A link to open.' })),
+    url: Type.Optional(Type.String({ description: 'A link to open: an absolute http(s) URL, or a path on the same origin (`/orders/42`).' })),
     ts: describe(Timestamp, 'When it was created (ISO 8601).'),
     read: Type.Boolean({ description: 'Whether the user marked it read.' }),
   },
@@ -481,7 +491,13 @@ export const NotificationCreate = Type.Object(
     kind: NotificationKind,
     title: Type.String({ minLength: 1, maxLength: 200, description: 'Short title, at most 200 characters.' }),
     body: Type.String({ maxLength: 2000, description: 'Text, at most 2000 characters.' }),
-    url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://', description: 'An http(s) link to open.' })),
+    url: Type.Optional(
+      Type.String({
+        maxLength: 2048,
+        pattern: NOTIFICATION_URL_PATTERN,
+        description: 'A link to open: an absolute http(s) URL, or a path on the same origin starting with a single `/` (`/orders/42`). No other scheme, no `//host`, no control characters.',
+      }),
+    ),
   },
   { title: 'NotificationCreate', description: '`POST /api/notifications` body: exactly one of `userId` and `userIds`.' },
 );

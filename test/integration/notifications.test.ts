@@ -54,6 +54,18 @@ describe.each(TARGETS)('notifications (%s)', (_name, start) => {
     expect(Date.parse(items[1]!.ts as string)).not.toBeNaN();
   });
 
+  it('a url may be a path on the same origin (/orders/42) as well as an absolute http(s) URL', async () => {
+    const user = uniq('paths');
+    const urls = ['/orders/42', '/', '/search?q=a%20b#top', 'http://example.com/x'];
+    const c = await connect(user);
+    for (const url of urls) {
+      await send({ userId: user, url });
+      expect(await c.next((f) => f.type === 'notification')).toMatchObject({ notification: { url } });
+    }
+    const list = await c.ok({ type: 'notifications.list' });
+    expect((list.items as Frame[]).map((i) => i.url)).toEqual([...urls].reverse());
+  });
+
   it('online on two devices (two gateways) and offline on a third: all three agree on what is read', async () => {
     const user = uniq('multi');
     const phone = await connect(user, 0);
@@ -121,6 +133,13 @@ describe.each(TARGETS)('notifications (%s)', (_name, start) => {
       ['title over 200', { userId: 'a', kind: 'info', title: 'x'.repeat(201), body: 'b' }, '/title'],
       ['body over 2000', { userId: 'a', kind: 'info', title: 't', body: 'x'.repeat(2001) }, '/body'],
       ['url not http(s)', { userId: 'a', kind: 'info', title: 't', body: 'b', url: 'javascript:alert(1)' }, '/url'],
+      ['url with a data: scheme', { userId: 'a', kind: 'info', title: 't', body: 'b', url: 'data:text/html,<script>alert(1)</script>' }, '/url'],
+      ['url protocol-relative', { userId: 'a', kind: 'info', title: 't', body: 'b', url: '//evil.example/x' }, '/url'],
+      ['url /\\ (another host to a browser)', { userId: 'a', kind: 'info', title: 't', body: 'b', url: '/\\evil.example/x' }, '/url'],
+      ['url with a tab that a browser drops (/<tab>/host)', { userId: 'a', kind: 'info', title: 't', body: 'b', url: '/\t/evil.example' }, '/url'],
+      ['url path with a newline', { userId: 'a', kind: 'info', title: 't', body: 'b', url: '/orders/42\n' }, '/url'],
+      ['url relative without a leading /', { userId: 'a', kind: 'info', title: 't', body: 'b', url: 'orders/42' }, '/url'],
+      ['url with leading space', { userId: 'a', kind: 'info', title: 't', body: 'b', url: ' /orders/42' }, '/url'],
       ['userId not a string', { userId: 5, kind: 'info', title: 't', body: 'b' }, '/userId'],
     ])('%s', async (_label, body, field) => {
       const res = await notify(body);
