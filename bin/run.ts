@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { ConfigError } from '../shared/config.ts';
 import { randomId } from '../shared/ids.ts';
-import { NativeUwsError } from '../shared/uws.ts';
+import { NativeUwsError } from '../gateway/uws.ts';
 
 export function defaultNodeId(): string {
   return `${hostname().split('.')[0]}-${randomId(3)}`;

@@ -1,7 +1,7 @@
 /**
- * Local processes, for the cluster runner (`bin/cluster.ts`) and the test harness: free ports, waiting
+ * Local processes, for the cluster runner (`tools/cluster.ts`) and the test harness: free ports, waiting
  * for a port or an HTTP status, spawning a child with its output in a log file, and stopping it for
- * sure. No test code in here, so product code can import it.
+ * sure. No test code in here: the cluster runner and the benchmark use it as well as the tests.
  *
  * No orphans: `stop()` sends SIGTERM, then SIGKILL to the process and every descendant it still has
  * (an nginx master killed alone would leave its workers serving). When this process exits, children
