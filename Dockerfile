@@ -26,6 +26,7 @@ COPY shared ./shared
 COPY gateway ./gateway
 COPY worker ./worker
 COPY client ./client
+COPY tools/build-client.ts ./tools/
 RUN npm run build
 
 # ---- production dependencies only, in a stage of their own so no build tool reaches the image

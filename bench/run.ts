@@ -22,7 +22,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSy
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT } from '../bin/cluster.ts';
+import { ROOT } from '../tools/cluster.ts';
 import { summarizeProfile } from './profile.ts';
 import { checks, checksTable, cpuTable, regressionsText, resultsTable, type Results, type SavedRun } from './report.ts';
 import { until } from './loadgen/measure.ts';
@@ -133,7 +133,7 @@ const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cores} cores, ${(totalm
 function commit(): string {
   try {
     const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'gateway', 'worker', 'shared', 'bin'], { cwd: ROOT, encoding: 'utf8' })
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'gateway', 'worker', 'shared', 'bin', 'tools'], { cwd: ROOT, encoding: 'utf8' })
       .split('\n')
       .filter(Boolean)
       .map((l) => l.slice(3));

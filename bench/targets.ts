@@ -3,7 +3,7 @@
  *
  * - `raw-uws`: bench/servers/raw-uws.ts, the reference limit.
  * - `embedded`: bin/embedded.ts (gateway + worker in one process, in-process bus, memory store).
- * - `cluster`: startCluster() of bin/cluster.ts — real nats-server, redis-server, G gateways,
+ * - `cluster`: startCluster() of tools/cluster.ts — real nats-server, redis-server, G gateways,
  *   W workers and nginx as processes; every one of them is pinned to core 0 after it started. The
  *   load generator connects to the gateways' own ports (round robin), not through nginx, to measure
  *   the system rather than the proxy.
@@ -18,8 +18,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, ROOT, type Cluster } from '../bin/cluster.ts';
-import { LocalProcess, freePort, httpStatus, onPath, startLocalRedis, waitFor, waitForPort, type Service } from '../bin/processes.ts';
+import { startCluster, ROOT, type Cluster } from '../tools/cluster.ts';
+import { LocalProcess, freePort, httpStatus, onPath, startLocalRedis, waitFor, waitForPort, type Service } from '../tools/processes.ts';
 import { CONFIG_SPEC } from '../shared/config.ts';
 import type { Endpoint, Proto } from './loadgen/protocols.ts';
 

@@ -2,4 +2,4 @@ import { loadConfig } from '../shared/config.ts';
 import { runMain } from './run.ts';
 import { startGateway } from './server.ts';
 
-await runMain('rt-gateway', async () => (await startGateway(loadConfig('gateway'))).stop);
+await runMain('rt-gateway', () => startGateway(loadConfig('gateway')));

@@ -17,7 +17,7 @@ import { CLOSE_CODES } from '../shared/protocol/codes.ts';
 import { ROOM_PATTERN, type MessageEvent, type RequestOf, type User } from '../shared/protocol/schemas.ts';
 import { parseRequest, requestIdOf } from '../shared/protocol/validate.ts';
 import { asyncApiDocument } from '../shared/protocol/asyncapi.ts';
-import { loadNativeUws } from '../shared/uws.ts';
+import { loadNativeUws } from './uws.ts';
 import { Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS, Tally, createRegistry, metricsText, scrapedCounter, scrapedGauge } from '../shared/metrics.ts';
 import { AuthError, type AuthFailure, Authenticator, mayJoin, tokenFrom, type Identity } from './auth.ts';

@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type * as UWS from 'uWebSockets.js';
-import { loadNativeUws } from '../../shared/uws.ts';
+import { loadNativeUws } from '../../gateway/uws.ts';
 
 interface Data {
   user: { id: string; name: string };

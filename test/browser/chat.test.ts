@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { freePort } from '../../bin/processes.ts';
+import { freePort } from '../../tools/processes.ts';
 import {
   EmbeddedProcess,
   chatMembers,

@@ -8,7 +8,7 @@
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { waitFor } from '../../bin/processes.ts';
+import { waitFor } from '../../tools/processes.ts';
 import {
   chatMembers,
   chatMessages,

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { waitFor } from '../../bin/processes.ts';
+import { waitFor } from '../../tools/processes.ts';
 import { clearScreenshots, ensureClientBuilt, failureScreenshots, gatewayGauge, launchBrowser, newPage, type TestPage } from '../harness/browser.ts';
 import { clusterLogs, startTestCluster, type Cluster, type ClusterNode } from '../harness/cluster.ts';
 

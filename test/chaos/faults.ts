@@ -1,6 +1,6 @@
 /**
  * The faults of the chaos scenario, each done to the real processes of the local cluster
- * (bin/cluster.ts) and each verified to have happened: a process killed is gone (its pid no longer
+ * (tools/cluster.ts) and each verified to have happened: a process killed is gone (its pid no longer
  * exists), a drained gateway exited and its clients were closed with 1001, a stopped NATS or Redis
  * no longer accepts connections and the gateways or workers say so on /readyz, a stalled Redis is
  * in the stopped state (T) and does not answer PING. A fault that cannot be verified throws: a run
@@ -11,8 +11,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { alive, httpStatus, waitFor } from '../../bin/processes.ts';
-import type { Cluster, ClusterNode } from '../../bin/cluster.ts';
+import { alive, httpStatus, waitFor } from '../../tools/processes.ts';
+import type { Cluster, ClusterNode } from '../../tools/cluster.ts';
 import type { ChatClient, RunContext } from './clients.ts';
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The chaos scenario: the real local cluster (bin/cluster.ts: nats-server, redis-server with an
+ * The chaos scenario: the real local cluster (tools/cluster.ts: nats-server, redis-server with an
  * append-only file, gateways and workers as processes, nginx in front) with SDK clients chatting in
  * rooms, while faults hit it one after the other (faults.ts). At the end, after publishing stopped
  * and every client had time to catch up, the rooms' history is read back and report.ts checks that
@@ -14,8 +14,8 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '../../bin/processes.ts';
-import { startCluster, type Cluster } from '../../bin/cluster.ts';
+import { waitFor } from '../../tools/processes.ts';
+import { startCluster, type Cluster } from '../../tools/cluster.ts';
 import { RtClient, type Message } from '../../client/index.ts';
 import { ChatClient, RequestWatch, boundWebSocket, clientAddress, type Ack, type RunContext } from './clients.ts';
 import { FAULTS, runFault, type FaultEnv, type FaultName, type FaultRecord } from './faults.ts';

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { alive, descendants, httpStatus, waitFor } from '../../bin/processes.ts';
+import { alive, descendants, httpStatus, waitFor } from '../../tools/processes.ts';
 import { TestClient, type Frame } from '../harness/client.ts';
 import { clusterLogs, startTestCluster, type Cluster } from '../harness/cluster.ts';
 

@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
-import { ROOT } from '../../bin/cluster.ts';
-import { LocalProcess, httpStatus, waitFor } from '../../bin/processes.ts';
+import { ROOT } from '../../tools/cluster.ts';
+import { LocalProcess, httpStatus, waitFor } from '../../tools/processes.ts';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 export const SCREENSHOT_DIR = join(ROOT, 'test-results', 'browser');

@@ -1,5 +1,5 @@
 /**
- * The real cluster for end-to-end tests: `startCluster` of bin/cluster.ts (nats-server, redis-server,
+ * The real cluster for end-to-end tests: `startCluster` of tools/cluster.ts (nats-server, redis-server,
  * gateways and workers as separate processes, nginx in front) with test defaults:
  * - nginx on a free port, run files in a fresh temporary directory that `stop()` removes;
  * - LOG_LEVEL=warn for the gateways and workers unless LOG_LEVEL is set; DRAIN_MS=300;
@@ -9,9 +9,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster, type Cluster, type ClusterOptions } from '../../bin/cluster.ts';
+import { startCluster, type Cluster, type ClusterOptions } from '../../tools/cluster.ts';
 
-export type { Cluster, ClusterNode, ClusterOptions } from '../../bin/cluster.ts';
+export type { Cluster, ClusterNode, ClusterOptions } from '../../tools/cluster.ts';
 
 export async function startTestCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const runDir = mkdtempSync(join(tmpdir(), 'rt-cluster-'));

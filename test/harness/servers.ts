@@ -9,7 +9,7 @@
  * 4. otherwise the test fails with a message naming the Debian packages to install.
  */
 import { existsSync } from 'node:fs';
-import { externalService, freePort, startLocalNats, startLocalRedis, waitForPort, type Service } from '../../bin/processes.ts';
+import { externalService, freePort, startLocalNats, startLocalRedis, waitForPort, type Service } from '../../tools/processes.ts';
 
 export { freePort, waitForPort, type Service };
 

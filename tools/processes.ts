@@ -1,17 +1,20 @@
 /**
- * Local processes, for the cluster runner (`bin/cluster.ts`) and the test harness: free ports, waiting
+ * Local processes, for the cluster runner (`tools/cluster.ts`) and the test harness: free ports, waiting
  * for a port or an HTTP status, spawning a child with its output in a log file, and stopping it for
- * sure. No test code in here, so product code can import it.
+ * sure. No test code in here: the cluster runner and the benchmark use it as well as the tests.
  *
  * No orphans: `stop()` sends SIGTERM, then SIGKILL to the process and every descendant it still has
  * (an nginx master killed alone would leave its workers serving). When this process exits, children
- * still running are killed with SIGKILL. A SIGKILL of this process itself cannot be caught: its
- * children then outlive it.
+ * still running are killed with SIGKILL. A SIGKILL of this process cannot be caught, so on Linux every
+ * child is started through `setpriv --pdeathsig SIGTERM` (util-linux): the kernel sends it SIGTERM
+ * when we die, however we die, and each stops as on any SIGTERM (nginx takes its workers with it, a
+ * gateway drains). Elsewhere (macOS), children outlive a SIGKILL of this process.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readdirSync, readSync, fstatSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync, fstatSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer, connect } from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -179,6 +182,32 @@ function killQuietly(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
+let setpriv: string | null | undefined;
+
+/**
+ * `setpriv` when it can set a parent-death signal here. Only from a main thread: the kernel sends
+ * the signal when the *thread* that started the child ends, and a worker thread may end long
+ * before the process.
+ */
+function parentDeathWrapper(): string | undefined {
+  if (setpriv === undefined) {
+    setpriv = null;
+    if (process.platform === 'linux' && isMainThread) {
+      const r = spawnSync('setpriv', ['--pdeathsig', 'TERM', '--', 'true'], { stdio: 'ignore' });
+      if (r.status === 0) setpriv = 'setpriv';
+    }
+  }
+  return setpriv ?? undefined;
+}
+
+/** The command and arguments to spawn so that the child gets SIGTERM when this process dies. */
+function diesWithUs(command: string, args: readonly string[]): [string, readonly string[]] {
+  const wrapper = parentDeathWrapper();
+  // A missing command is left to spawn, whose ENOENT says so better than setpriv's exit code 127.
+  if (!wrapper || !(command.includes('/') ? existsSync(command) : onPath(command))) return [command, args];
+  return [wrapper, ['--pdeathsig', 'TERM', '--', command, ...args]];
+}
+
 export interface ProcessSpec {
   /** Short name for messages and logs, e.g. `gateway-1`. */
   name: string;
@@ -249,7 +278,8 @@ export class LocalProcess {
     const fd = logFile ? openSync(logFile, 'a') : undefined;
     let child: ChildProcess;
     try {
-      child = spawn(command, args, {
+      const [file, argv] = diesWithUs(command, args);
+      child = spawn(file, argv, {
         cwd,
         env: env ?? process.env,
         detached: detached ?? false,

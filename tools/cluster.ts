@@ -469,18 +469,23 @@ function describe(c: Cluster): string {
   return rows.join('\n') + '\n';
 }
 
+/** A signal this soon after the first is the same stop (as in bin/run.ts): npm relays the terminal's. */
+const REPEAT_WINDOW_MS = 1000;
+
 async function main(): Promise<void> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const abort = new AbortController();
   let cluster: Cluster | undefined;
-  let signals = 0;
+  let firstSignalAt: number | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) {
+    if (firstSignalAt !== undefined) {
+      if (Date.now() - firstSignalAt < REPEAT_WINDOW_MS) return;
       // The exit hook of processes.ts sends SIGKILL to every child still running.
       say(`rt cluster: ${sig} again, killing everything now`);
       process.exit(1);
     }
-    say(`rt cluster: ${sig}, stopping every process (again to kill them at once)`);
+    firstSignalAt = Date.now();
+    say(`rt cluster: ${sig}, stopping every process (Ctrl-C again after a second kills them at once)`);
     if (!cluster) return abort.abort(new Error(`interrupted by ${sig}`));
     cluster.stop().then(
       () => {
