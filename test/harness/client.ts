@@ -1,7 +1,7 @@
 /**
  * A plain protocol client for tests: a WebSocket (the `ws` package), the `welcome`, requests with
  * ids that resolve on their answer, and a queue of every event with `next(predicate)`.
- * It speaks only PROTOCOL.md, like a third-party client would.
+ * It speaks only the protocol of docs/protocol.md, like a third-party client would.
  */
 import WebSocket from 'ws';
 
