@@ -8,7 +8,7 @@
  *   await room.join();
  *   await room.publish('hi');
  *
- * What it does for the application (PROTOCOL.md is the contract it relies on):
+ * What it does for the application (docs/protocol.md is the contract it relies on):
  * - reconnects with exponential backoff and full jitter, at once (with a small jitter) after a
  *   1001, never after 1000, 1003, 1008, 1009, 4003, and after 4001 only with new credentials;
  * - resumes the session (`?session=`) and its rooms, or joins them again from their position, and
@@ -60,7 +60,7 @@ const {
   FORBIDDEN,
 } = CLOSE_CODES;
 
-/** Close codes after which the client stops for good (PROTOCOL.md: "stop" / "fix the client"). */
+/** Close codes after which the client stops for good (docs/protocol.md, "Close codes": "stop" / "fix the client"). */
 export const STOP_CODES: ReadonlySet<number> = new Set([NORMAL.code, UNSUPPORTED_DATA.code, POLICY_VIOLATION.code, TOO_LARGE.code, FORBIDDEN.code]);
 
 /** Reported as the close code when the client itself gives up on a connection (no welcome, no pong). */

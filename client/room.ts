@@ -2,7 +2,7 @@
  * One room as the application sees it: membership that survives reconnects, and a message stream
  * delivered exactly once and in `seq` order.
  *
- * How the stream stays whole (PROTOCOL.md, "Ordering and delivery guarantees" and "Sessions"):
+ * How the stream stays whole (docs/protocol.md, "Ordering and delivery guarantees" and "Sessions"):
  * - Every delivered message moves the room's position (`seq`, within `epoch`). A message at or
  *   below the position is a duplicate and is dropped; one more than one above it is held back and
  *   the hole is filled with `history` `after` the position, 500 at most per request, paging until

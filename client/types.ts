@@ -1,7 +1,7 @@
 /**
  * Public types of the SDK. Frame shapes come from the protocol schemas (type-only imports: the SDK
- * has no runtime dependency on them); frames the schemas do not define yet (notifications, refresh)
- * are written here after PROTOCOL.md.
+ * has no runtime dependency on them); the shapes the SDK hands the application (events without
+ * their `type`, request results) are derived from them here.
  */
 import type { Static } from '@sinclair/typebox';
 import type {

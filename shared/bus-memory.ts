@@ -13,7 +13,8 @@
  * - Deliveries are asynchronous: `publish` and `request` only enqueue, and one FIFO queue per hub is
  *   dispatched from a microtask. A subscriber is never called from inside `publish` (no re-entrancy),
  *   and FIFO dispatch keeps every publisher's order on every subject (in fact the hub's total order).
- * - Subjects match exactly; there are no wildcards.
+ * - Subjects match exactly, except that a subscription to `prefix.>` matches every subject with that
+ *   prefix and one or more further tokens (the only NATS wildcard the server uses).
  * - A message reaches every plain subscriber and one member of each queue group on its subject
  *   (round robin). A request is such a message with a reply: the first answer settles it. As in
  *   NATS, plain subscribers on a request subject see the request, and a published message on a

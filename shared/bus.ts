@@ -88,6 +88,4 @@ export const subjects = {
    */
   allUsers: 'rt.user.>',
   userPrefix: 'rt.user.',
-  /** Messages addressed to one gateway. */
-  node: (nodeId: string) => `rt.node.${subjectToken(nodeId)}`,
 } as const;

@@ -1,7 +1,7 @@
 /**
  * The one typed configuration schema. Each variable is declared once, here: its type, default and
- * description; `Config` is derived from it, and the README table and `.env.example` are generated
- * from it (`npm run docs:config`). A bad value stops the process at start with a message naming the
+ * description; `Config` is derived from it, and the README's table is generated from it
+ * (`npm run docs:config`; test/unit/startup.test.ts checks that they match). A bad value stops the process at start with a message naming the
  * variable (exit code 2).
  */
 

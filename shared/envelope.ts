@@ -5,13 +5,14 @@
  * and embedded as it came, behind a per-connection header the gateway builds once at connect:
  *   {"c":"<connectionId>","n":"<node>","s":"<sessionId>","u":{"id":..,"name":..},"f":<client frame as received>}
  * so forwarding a frame costs one string concatenation, not a serialization.
- * Internal requests use types starting with `$` (e.g. `$disconnect`), which clients cannot send
- * because the gateway only forwards validated protocol types.
+ * Internal requests use types starting with `$` (`$open`, `$detach`, `$ticket.put`, `$ticket.take`,
+ * `$notify`), which clients cannot send because the gateway only forwards validated protocol types.
  *
  * Answer (worker → gateway): the exact frame to send to the client (a `reply` or an `error`), or
  * zero bytes when there is nothing to send.
  *
- * User event (worker → gateways, on `subjects.user(user)`):
+ * User event (worker → gateways, on `subjects.user(user)`; each gateway receives them all through
+ * one `subjects.allUsers` subscription):
  *   "<connectionId or ->\n<frame>"
  * delivered to every connection of the user except the one named (`-`: none), for events the
  * originating connection already has as its reply (`notifications.read`).

@@ -4,6 +4,7 @@
  * JWT (needed when the dashboard room is `private:`), otherwise an anonymous viewer name.
  */
 import { RtClient } from '../index.ts';
+import { formatTime } from '../ui/format.ts';
 
 interface Stats {
   node: string;
@@ -82,7 +83,7 @@ function render(): void {
     ...all.map((s) => {
       const tr = document.createElement('tr');
       tr.dataset.node = s.node;
-      const cells = [s.node, s.connections, s.sse, s.rooms, s.messagesInPerSec, s.messagesOutPerSec, s.latencyMs.p50, s.latencyMs.p99, s.busConnected ? 'up' : 'down', new Date(s.ts).toLocaleTimeString()];
+      const cells = [s.node, s.connections, s.sse, s.rooms, s.messagesInPerSec, s.messagesOutPerSec, s.latencyMs.p50, s.latencyMs.p99, s.busConnected ? 'up' : 'down', formatTime(s.ts)];
       for (const c of cells) {
         const td = document.createElement('td');
         td.textContent = typeof c === 'number' ? c.toLocaleString() : c;

@@ -3,6 +3,7 @@
  * `?username=` (or the name prompt) logs in anonymously, `?token=` with a JWT; `?room=` opens a room.
  */
 import { RtClient, type Message, type Notification, type Room, type StateChange, type User } from '../index.ts';
+import { formatDateTime, formatTime, paintUser } from '../ui/format.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
@@ -20,13 +21,6 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: { class?: strin
   el.append(...children);
   return el;
 }
-
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const timeOf = (ts: string) => {
-  const d = new Date(ts);
-  return Number.isNaN(d.getTime()) ? '' : timeFmt.format(d);
-};
 
 // ---- the chat ----
 
@@ -151,7 +145,7 @@ class ChatView {
     // No timeout: the join waits for the connection, however long the server is away.
     room.join({ timeoutMs: Infinity }).then(
       (joined) => {
-        const earlier = joined.history.map((m) => this.messageItem(m.user, m.content, timeOf(m.ts), m.user.id === this.client.user?.id ? 'mine' : ''));
+        const earlier = joined.history.map((m) => this.messageItem(m.user, m.content, formatTime(m.ts), m.user.id === this.client.user?.id ? 'mine' : ''));
         if (earlier.length === 0) earlier.push(h('li', { class: 'note', text: `This is the start of #${name}.` }));
         view.list.prepend(...earlier);
         if (view === this.current) {
@@ -222,7 +216,7 @@ class ChatView {
     const me = this.client.user?.id;
     $('member-count').textContent = members.length ? String(members.length) : '';
     $('members').replaceChildren(
-      ...members.map((u) => h('li', {}, h('span', { class: 'avatar', text: initial(u) }), h('span', { text: u.id === me ? `${u.name} (you)` : u.name }))),
+      ...members.map((u) => paintUser(h('li', {}, h('span', { class: 'avatar', text: initial(u) }), h('span', { text: u.id === me ? `${u.name} (you)` : u.name })), u.id)),
     );
   }
 
@@ -260,8 +254,8 @@ class ChatView {
   }
 
   private addMessage(view: RoomView, m: Message): void {
-    const item = this.messageItem(m.user, m.content, timeOf(m.ts), m.user.id === this.client.user?.id ? 'mine' : '');
-    item.title = dateTimeFmt.format(new Date(m.ts));
+    const item = this.messageItem(m.user, m.content, formatTime(m.ts), m.user.id === this.client.user?.id ? 'mine' : '');
+    item.title = formatDateTime(m.ts);
     const pending = m.cid ? view.pending.get(m.cid) : undefined;
     if (pending) {
       view.pending.delete(m.cid!);
@@ -277,12 +271,13 @@ class ChatView {
   }
 
   private messageItem(user: User, content: string, time: string, cls: string): HTMLLIElement {
-    return h(
+    const item = h(
       'li',
       { class: `message ${cls}`.trim() },
       h('span', { class: 'avatar', text: initial(user) }),
       h('div', { class: 'body' }, h('div', { class: 'meta' }, h('span', { class: 'author', text: user.name }), h('span', { class: 'time', text: time })), h('div', { class: 'content', text: content })),
     );
+    return paintUser(item, user.id);
   }
 
   private addNote(view: RoomView, text: string): void {
@@ -368,7 +363,7 @@ class ChatView {
     list.replaceChildren(
       ...this.notifications.map((n) => {
         const title = n.url ? Object.assign(h('a', { text: n.title }), { href: safeUrl(n.url), target: '_blank', rel: 'noopener' }) : h('strong', { text: n.title });
-        const li = h('li', { class: `notif kind-${n.kind}${n.read ? '' : ' unread'}` }, title, h('p', { text: n.body }), h('time', { text: timeOf(n.ts) }));
+        const li = h('li', { class: `notif kind-${n.kind}${n.read ? '' : ' unread'}` }, title, h('p', { text: n.body }), h('time', { text: formatTime(n.ts) }));
         li.addEventListener('click', () => {
           if (n.read) return;
           n.read = true;

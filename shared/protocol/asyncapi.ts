@@ -2,14 +2,12 @@
  * The AsyncAPI 3.0.0 document of protocol v1, built from the TypeBox schemas the gateway validates
  * with (schemas.ts) and the code table (codes.ts): one source of truth. The gateway serves it at
  * `/asyncapi.json`; `npm run docs:protocol` renders docs/protocol.md from it (markdown.ts); and
- * test/unit/asyncapi.test.ts checks it with @asyncapi/parser and against PROTOCOL.md.
+ * test/unit/asyncapi.test.ts checks it with @asyncapi/parser and against the routes and schemas
+ * the server serves.
  *
  * Operations are written from the client's side: `send` is client → server (a request, with the
  * answers in `reply`), `receive` is server → client.
- *
- * Parts PROTOCOL.md defines but this server does not serve yet carry `x-rt-status: planned`:
- * requests, replies and events follow `PendingRequests`/`PendingEvents` in schemas.ts by
- * themselves; HTTP routes and the SSE channel are flagged in `PLANNED_ROUTES` below.
+
  */
 import type { TSchema } from '@sinclair/typebox';
 import { CLOSE_CODES, ERROR_CODES, type ErrorCode } from './codes.ts';
@@ -24,9 +22,6 @@ import {
   Notification,
   NotificationCreate,
   NotificationsCreated,
-  PendingEvents,
-  PendingReplies,
-  PendingRequests,
   PROTOCOL_VERSION,
   Replies,
   Requests,
@@ -38,14 +33,6 @@ import {
   User,
 } from './schemas.ts';
 
-/**
- * HTTP routes of PROTOCOL.md that the gateway does not serve yet. Remove a route from this set in
- * the change that implements it (the document then stops calling it planned).
- */
-export const PLANNED_ROUTES: ReadonlySet<string> = new Set([
-]);
-
-export type Status = 'implemented' | 'planned';
 export type Direction = 'send' | 'receive';
 
 /** One frame of the protocol as the document lists it. */
@@ -56,7 +43,6 @@ export interface FrameSpec {
   type: string;
   kind: 'request' | 'reply' | 'event';
   direction: Direction;
-  status: Status;
   title: string;
   schema: TSchema;
   /** A frame as it appears on the wire; the tests check it validates against `schema`. */
@@ -140,34 +126,24 @@ function example(key: string): Record<string, unknown> {
 /** Every frame of the protocol, requests first, each followed by its reply; then the events. */
 export function protocolFrames(): FrameSpec[] {
   const frames: FrameSpec[] = [];
-  const requests: [string, TSchema, TSchema, Status][] = [
-    ...Object.entries(Requests).map(([t, s]) => [t, s, Replies[t as keyof typeof Replies], 'implemented'] as [string, TSchema, TSchema, Status]),
-    ...Object.entries(PendingRequests).map(
-      ([t, s]) => [t, s, PendingReplies[t as keyof typeof PendingReplies], 'planned'] as [string, TSchema, TSchema, Status],
-    ),
-  ];
-  for (const [type, schema, replySchema, status] of requests) {
+  for (const [type, schema] of Object.entries(Requests) as [keyof typeof Requests, TSchema][]) {
+    const replySchema: TSchema = Replies[type];
     const key = `${camel(type)}Request`;
     const replyKey = type === 'ping' ? 'pong' : `${camel(type)}Reply`;
-    frames.push({ key, type, kind: 'request', direction: 'send', status, title: `\`${type}\` request`, schema, example: example(key), reply: replyKey });
+    frames.push({ key, type, kind: 'request', direction: 'send', title: `\`${type}\` request`, schema, example: example(key), reply: replyKey });
     frames.push({
       key: replyKey,
       type: type === 'ping' ? 'pong' : 'reply',
       kind: 'reply',
       direction: 'receive',
-      status,
       title: type === 'ping' ? '`pong`' : `\`${type}\` reply`,
       schema: replySchema,
       example: example(replyKey),
     });
   }
-  const events: [string, TSchema, Status][] = [
-    ...Object.entries(Events).map(([t, s]) => [t, s, 'implemented'] as [string, TSchema, Status]),
-    ...Object.entries(PendingEvents).map(([t, s]) => [t, s, 'planned'] as [string, TSchema, Status]),
-  ];
-  for (const [type, schema, status] of events) {
+  for (const [type, schema] of Object.entries(Events) as [string, TSchema][]) {
     const key = type === 'error' ? 'error' : `${camel(type)}Event`;
-    frames.push({ key, type, kind: 'event', direction: 'receive', status, title: type === 'error' ? '`error`' : `\`${type}\` event`, schema, example: example(key) });
+    frames.push({ key, type, kind: 'event', direction: 'receive', title: type === 'error' ? '`error`' : `\`${type}\` event`, schema, example: example(key) });
   }
   return frames;
 }
@@ -182,14 +158,11 @@ export function jsonSchema(schema: TSchema): Record<string, unknown> {
   return strip(JSON.parse(JSON.stringify(schema))) as Record<string, unknown>;
 }
 
-const planned = (status: Status | boolean) => (status === 'planned' || status === true ? { 'x-rt-status': 'planned' } : {});
-
 const DESCRIPTION = `Real-time messaging over one WebSocket: rooms with ordered history, presence, typing, sessions
 that survive reconnects, direct messages and notifications. Protocol version ${PROTOCOL_VERSION}.
 
 Operations in this document are written from the client's side: \`send\` is client → server,
-\`receive\` is server → client. Parts marked \`x-rt-status: planned\` are defined by the protocol but
-not served by this server yet (a request of a planned type is answered \`unknown_type\`).
+\`receive\` is server → client.
 
 ## Transport
 - WebSocket at \`GET /ws\`. Text frames, UTF-8 JSON, **one JSON object per frame**. A binary frame is
@@ -461,7 +434,6 @@ export function asyncApiDocument(opts: { serverUrl?: string } = {}): Record<stri
       examples: [{ name: f.key, summary: `A ${f.title.replace(/`/g, '')} frame.`, payload: f.example }],
       'x-rt-type': f.type,
       'x-rt-direction': f.direction === 'send' ? 'client-to-server' : 'server-to-client',
-      ...planned(f.status),
     };
   }
 
@@ -480,7 +452,6 @@ export function asyncApiDocument(opts: { serverUrl?: string } = {}): Record<stri
         description: `With an \`id\`, answered by exactly one ${replyFrame.title} or \`error\` with the same \`id\`; without one, only errors are sent.`,
         messages: [msgRef('ws', f.key)],
         reply: { channel: { $ref: '#/channels/ws' }, messages: [msgRef('ws', replyFrame.key), msgRef('ws', 'error')] },
-        ...planned(f.status),
       };
     } else if (f.kind === 'event') {
       operations[`receive${pascal(f.type)}`] = {
@@ -489,7 +460,6 @@ export function asyncApiDocument(opts: { serverUrl?: string } = {}): Record<stri
         title: `Receive ${f.title.replace(/`/g, '')}`,
         summary: (f.schema.description as string | undefined) ?? f.title,
         messages: [msgRef('ws', f.key)],
-        ...planned(f.status),
       };
     }
   }
@@ -500,7 +470,6 @@ export function asyncApiDocument(opts: { serverUrl?: string } = {}): Record<stri
     summary: 'Room and user events as Server-Sent Events, read-only.',
     messages: sseKeys.map((k) => msgRef('sse', k)),
     bindings: { http: { bindingVersion: '0.3.0', method: 'GET', query: sseQueryBinding } },
-    ...planned(PLANNED_ROUTES.has('GET /sse')),
   };
 
   const errorCodes = Object.entries(ERROR_CODES).map(([code, e]) => ({ code, status: e.status, description: e.description, client: e.client }));
@@ -539,7 +508,6 @@ export function asyncApiDocument(opts: { serverUrl?: string } = {}): Record<stri
         ].join(' '),
         servers: [{ $ref: '#/servers/http' }],
         messages: channelMessages(sseKeys),
-        ...planned(PLANNED_ROUTES.has('GET /sse')),
       },
     },
     operations,
@@ -566,6 +534,6 @@ export function asyncApiDocument(opts: { serverUrl?: string } = {}): Record<stri
       'x-rt-error-codes': errorCodes,
       'x-rt-close-codes': closeCodes,
     },
-    'x-rt-http-api': HTTP_API.map((e) => ({ ...e, ...planned(PLANNED_ROUTES.has(`${e.method} ${e.path}`)) })),
+    'x-rt-http-api': HTTP_API,
   };
 }

@@ -125,7 +125,6 @@ class Renderer {
   message(m: Json, heading: string): string[] {
     const payload = obj(m.payload) as Schema;
     const out = [heading, ''];
-    if (m['x-rt-status'] === 'planned') out.push('**Planned:** defined by the protocol, not served by this server yet.', '');
     if (payload.description) out.push(payload.description, '');
     out.push(this.fields(payload), '');
     const examples = Array.isArray(m.examples) ? (m.examples as Json[]) : [];
@@ -146,7 +145,6 @@ export function renderProtocolMarkdown(doc: Json): string {
   const onChannel = (op: Json, channel: string) => str(obj(op.channel).$ref) === `#/channels/${channel}`;
   const sends = operations.filter(({ op }) => op.action === 'send' && onChannel(op, 'ws'));
   const receives = operations.filter(({ op }) => op.action === 'receive' && onChannel(op, 'ws'));
-  const statusOf = (x: Json) => (x['x-rt-status'] === 'planned' ? 'planned' : 'implemented');
   const firstMessage = (op: Json) => r.resolve((op.messages as unknown[])[0]);
 
   const out: string[] = [
@@ -168,13 +166,13 @@ export function renderProtocolMarkdown(doc: Json): string {
     const m = firstMessage(op);
     const reply = r.resolve((obj(op.reply).messages as unknown[])[0]);
     const title = str(m.title);
-    glance.push([`[${title}](#${slug(title)})`, 'client → server', `[${str(reply.title)}](#${slug(str(reply.title))}) or \`error\``, statusOf(op)]);
+    glance.push([`[${title}](#${slug(title)})`, 'client → server', `[${str(reply.title)}](#${slug(str(reply.title))}) or \`error\``]);
   }
   for (const { op } of receives) {
     const title = str(firstMessage(op).title);
-    glance.push([`[${title}](#${slug(title)})`, 'server → client', '', statusOf(op)]);
+    glance.push([`[${title}](#${slug(title)})`, 'server → client', '']);
   }
-  out.push(table(['Frame', 'Direction', 'Answer', 'Status'], glance), '');
+  out.push(table(['Frame', 'Direction', 'Answer'], glance), '');
 
   out.push('## Connecting', '', str(ws.summary), '', str(ws.description), '');
   const servers = Object.entries(obj(doc.servers)).map(([name, s]) => {
@@ -238,7 +236,6 @@ export function renderProtocolMarkdown(doc: Json): string {
   );
 
   out.push('## Server-Sent Events', '');
-  if (sse['x-rt-status'] === 'planned') out.push('**Planned:** defined by the protocol, not served by this server yet.', '');
   out.push(`\`GET ${str(sse.address)}\`: ${str(sse.summary)}`, '', str(sse.description), '');
   const sseOp = operations.find(({ op }) => onChannel(op, 'sse'))?.op ?? {};
   const sseQuery = obj(obj(obj(sseOp.bindings).http).query);
@@ -252,7 +249,6 @@ export function renderProtocolMarkdown(doc: Json): string {
   out.push('## HTTP API', '', 'Served by the gateway. Errors are JSON [HttpError](#httperror) bodies with the status of their [code](#error-codes).', '');
   for (const e of (doc['x-rt-http-api'] as Json[] | undefined) ?? []) {
     out.push(`### \`${str(e.method)} ${str(e.path)}\``, '');
-    if (e['x-rt-status'] === 'planned') out.push('**Planned:** defined by the protocol, not served by this server yet.', '');
     out.push(str(e.summary), '', `Authentication: ${str(e.auth)}.`, '');
     const query = Object.entries(obj(e.query)).map(([k, v]) => [`\`${k}\``, str(v)]);
     if (query.length) out.push(table(['Query parameter', 'Description'], query), '');

@@ -183,15 +183,6 @@ export type RequestType = keyof typeof Requests;
 export type RequestOf<T extends RequestType> = Static<(typeof Requests)[T]>;
 export type AnyRequest = { [T in RequestType]: RequestOf<T> }[RequestType];
 
-/**
- * Requests PROTOCOL.md defines that this server does not handle yet. They move into `Requests`
- * when the server implements them (notifications: issue 6); until then the
- * gateway answers them `unknown_type`, and the AsyncAPI document marks them `x-rt-status: planned`.
- */
-export const PendingRequests = {} satisfies Record<string, TSchema>;
-
-export type PendingRequestType = keyof typeof PendingRequests;
-
 // ---------------------------------------------------------------------------------------------
 // Server → client: events
 
@@ -371,9 +362,6 @@ export const Events = {
   error: ErrorFrame,
 } satisfies Record<string, TSchema>;
 
-/** Events PROTOCOL.md defines that this server does not send yet (notifications, issue 4). */
-export const PendingEvents = {} satisfies Record<string, TSchema>;
-
 // ---------------------------------------------------------------------------------------------
 // Server → client: answers to requests. Every request with an `id` gets exactly one answer with
 // the same `id`: the reply below or an `error` frame. Without an `id`, only errors are sent.
@@ -412,7 +400,7 @@ export const PublishReply = reply(
 );
 
 export const TypingReply = reply(
-  { room: Type.Optional(describe(RoomName, 'The room (echoed; PROTOCOL.md promises no reply fields).')) },
+  { room: Type.Optional(describe(RoomName, 'The room (echoed).')) },
   'The answer to `typing` (only with an `id`); carries no result.',
 );
 
@@ -420,7 +408,7 @@ export const HistoryReply = reply(
   {
     room: describe(RoomName, 'The room.'),
     seq: describe(Seq, 'The room\'s latest `seq`.'),
-    epoch: Type.Optional(describe(Epoch, 'The room history\'s epoch (sent by this server; an addition to PROTOCOL.md\'s table).')),
+    epoch: Type.Optional(describe(Epoch, 'The room history\'s epoch (as in the `join` reply).')),
     messages: Type.Array(MessageEvent, { description: 'The messages, oldest first.' }),
   },
   'The answer to `history`.',
@@ -463,8 +451,6 @@ export const Replies = {
   'notifications.read': NotificationsReadReply,
   ping: Pong,
 } satisfies Record<RequestType, TSchema>;
-
-export const PendingReplies = {} satisfies Record<PendingRequestType, TSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // HTTP API bodies (served by the gateway)

@@ -97,6 +97,16 @@ describe('demo chat in Chromium (embedded server process)', () => {
     await expect.poll(() => chatMessages(ann.page), { timeout: 5_000 }).toContainEqual({ author: 'Bob', content: 'Hi Ann!', mine: false, pending: false });
     await expect.poll(async () => (await chatMessages(bob.page)).map((m) => m.content)).toEqual(['Hello Bob', 'Hi Ann!']);
     expect((await chatMessages(ann.page)).map((m) => `${m.author}: ${m.content}`)).toEqual(['Ann: Hello Bob', 'Bob: Hi Ann!']);
+    // Each user has one colour (from the user id) on every page, and times have one format.
+    const looks = (page: TestPage['page']) =>
+      page.$$eval('#messages li.message', (items) =>
+        items.map((li) => ({ avatar: getComputedStyle(li.querySelector('.avatar')!).backgroundColor, author: getComputedStyle(li.querySelector('.author')!).color, time: li.querySelector('.time')?.textContent ?? '' })),
+      );
+    const [onAnn, onBob] = [await looks(ann.page), await looks(bob.page)];
+    expect(onAnn.map(({ avatar, author }) => [avatar, author])).toEqual(onBob.map(({ avatar, author }) => [avatar, author]));
+    expect(onAnn[0]!.avatar).not.toBe(onAnn[1]!.avatar);
+    expect(onAnn[0]!.author).not.toBe(onAnn[1]!.author);
+    for (const m of [...onAnn, ...onBob]) expect(m.time).toMatch(/^\d{2}\D\d{2}\D\d{2}/);
     await screenshot(ann.page, 'chat-3-ann-conversation');
     await screenshot(bob.page, 'chat-3-bob-conversation');
   });

@@ -87,6 +87,8 @@ describe('live dashboard in Chromium (cluster with 2 gateways)', () => {
     expect(await textOf(page, '#t-gateways')).toBe('2');
     expect(await page.locator('#empty').isHidden()).toBe(true);
     for (const row of Object.values(await rows(page))) expect(row.bus).toBe('up');
+    // Times in the format the demo chat uses too (client/ui/format.ts).
+    for (const row of Object.values(await rows(page))) expect(row.seen).toMatch(/^\d{2}\D\d{2}\D\d{2}/);
     // Only the dashboard's own socket so far, in its one room.
     const totals = async () => {
       const all = Object.values(await rows(page));

@@ -31,6 +31,16 @@ export function freshSeed(): number {
   return Math.floor(Math.random() * 2 ** 31);
 }
 
+/**
+ * The seed of a chaos run: `raw` (from `--seed` or `CHAOS_SEED`) when given, a fresh one otherwise.
+ * Anything but a whole number is refused, so that a typo never runs with a seed nobody asked for.
+ */
+export function chaosSeed(raw: string | undefined, from = 'CHAOS_SEED'): number {
+  if (raw === undefined || raw === '') return freshSeed();
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new Error(`${from}=${JSON.stringify(raw)}: expected a whole number`);
+  return Number(raw);
+}
+
 /** The value at quantile `q` (0..1) of `values` (nearest rank); undefined when there are none. */
 export function quantile(values: readonly number[], q: number): number | undefined {
   if (values.length === 0) return undefined;

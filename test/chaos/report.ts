@@ -371,7 +371,7 @@ export function analyse(input: AnalyseInput): ChaosReport {
     const here = finished.filter((r) => r.phase === phase);
     byPhase[phase] = { ...percentiles(here.map((r) => r.onlineAt! - r.lostAt)), resumed: here.filter((r) => r.resumed === true).length, notResumed: here.filter((r) => r.resumed === false).length };
   }
-  // A reconnect within the grace period must resume the session (PROTOCOL.md, Sessions).
+  // A reconnect within the grace period must resume the session (docs/protocol.md, "Sessions").
   const unresumed = clients.flatMap((c) => c.reconnects.filter((r) => r.resumed === false && r.onlineAt! - r.lostAt < input.sessionGraceMs).map((r) => ({ ...r, client: c.username })));
   for (const r of unresumed.slice(0, MAX_LISTED)) {
     violations.push(`session not resumed: ${r.client} lost its connection to ${r.fromNode} (close ${r.code}) at ${r.lostAt} ms during "${r.phase}", was back on ${r.toNode} after ${r.onlineAt! - r.lostAt} ms with a new session`);

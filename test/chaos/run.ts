@@ -5,7 +5,7 @@
  * invariant broke.
  *
  *   npm run chaos                              # a fresh seed
- *   npm run chaos -- --seed 1234               # replay a run's choices
+ *   npm run chaos -- --seed 1234               # replay a run's choices (or CHAOS_SEED=1234)
  *   npm run chaos -- --clients 40 --rooms 4    # smaller (the CI size)
  *
  * Options: --seed, --clients, --rooms, --gateways, --workers, --drain-ms, --interval-ms <min-max>
@@ -19,7 +19,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FAULTS, type FaultName } from './faults.ts';
-import { freshSeed } from './random.ts';
+import { chaosSeed } from './random.ts';
 import { renderMarkdown, reportJson } from './report.ts';
 import { runChaos } from './scenario.ts';
 
@@ -69,7 +69,14 @@ async function main(): Promise<void> {
       keep: { type: 'boolean' },
     },
   });
-  const seed = whole('seed', values.seed, freshSeed(), 0);
+  let seed: number;
+  try {
+    seed = values.seed === undefined ? chaosSeed(process.env.CHAOS_SEED) : chaosSeed(values.seed, '--seed');
+  } catch (err) {
+    process.stderr.write(`chaos: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`chaos: seed ${seed} (replay: npm run chaos -- --seed ${seed}, or CHAOS_SEED=${seed})\n`);
   const faults = values.faults?.split(',').map((f) => f.trim()) ?? [...FAULTS];
   const unknown = faults.filter((f) => !(FAULTS as readonly string[]).includes(f));
   if (unknown.length) {

@@ -9,6 +9,7 @@ import { BusError, type Bus, type BusErrorKind } from '../../shared/bus.ts';
 import { MemoryBus, MemoryHub } from '../../shared/bus-memory.ts';
 import { NatsBus } from '../../shared/bus-nats.ts';
 import { createLogger } from '../../shared/log.ts';
+import { until } from '../harness/wait.ts';
 import { startNats, type Service } from '../harness/servers.ts';
 
 /** Two connected buses: `a` plays the gateway, `b` the worker. */
@@ -22,16 +23,6 @@ const te = new TextEncoder();
 const td = new TextDecoder();
 const bytes = (s: string) => te.encode(s);
 const text = (b: Uint8Array) => td.decode(b);
-
-/** Polls `cond` every 10 ms until it holds; fails naming `what` after `timeoutMs`. */
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Awaits a promise that must reject with a BusError; returns the error and how long it took. */
 async function failure(p: Promise<unknown>): Promise<{ err: BusError; ms: number }> {
@@ -166,7 +157,7 @@ function busContract(name: string, makePair: () => Promise<Pair>): void {
       // An async handler too.
       const subject2 = fresh('echo-async');
       b.serve(subject2, 'workers', async (d) => {
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setImmediate(r));
         return bytes(`later:${text(d)}`);
       });
       await b.flush();
@@ -259,13 +250,15 @@ function busContract(name: string, makePair: () => Promise<Pair>): void {
       const subject = fresh('inflight');
       const g = gate();
       gates.push(g.open);
+      let started = false;
       b.serve(subject, 'workers', async () => {
+        started = true;
         await g.wait;
         return bytes('late');
       });
       await b.flush();
       const pending = failure(a.request(subject, bytes('x'), 5000));
-      await new Promise((r) => setTimeout(r, 50));
+      await until('the handler to have the request', () => started);
       await a.close();
       const { err, ms } = await pending;
       expectKind(err, 'closed');
@@ -274,16 +267,24 @@ function busContract(name: string, makePair: () => Promise<Pair>): void {
 
     it('drain lets a handler in flight answer, then closes', async () => {
       const subject = fresh('drain');
+      const g = gate();
+      gates.push(g.open);
       let started = false;
       b.serve(subject, 'workers', async (d) => {
         started = true;
-        await new Promise((r) => setTimeout(r, 100));
+        await g.wait;
         return bytes(`drained:${text(d)}`);
       });
       await b.flush();
       const answer = a.request(subject, bytes('x'), 3000);
       await until('the handler to start', () => started);
-      await b.drain();
+      let drained = false;
+      const draining = b.drain().then(() => (drained = true));
+      // The handler is still held: drain must not have finished without its answer.
+      await b.flush().catch(() => {});
+      expect(drained).toBe(false);
+      g.open();
+      await draining;
       expect(text(await answer)).toBe('drained:x');
       expect(b.connected).toBe(false);
       expectKind((await failure(a.request(subject, bytes('y'), 1000))).err, 'no_responders');

@@ -11,6 +11,7 @@ import type { User } from '../../shared/protocol/schemas.ts';
 import type { ExpiredSession, Store, StoreOptions, StoredNotification } from '../../shared/store.ts';
 import { MemoryStore } from '../../shared/store-memory.ts';
 import { RedisStore } from '../../shared/store-redis.ts';
+import { elapse, until } from '../harness/wait.ts';
 import { startRedis, type Service } from '../harness/servers.ts';
 
 interface Implementation {
@@ -64,18 +65,6 @@ const ts = (i = 0) => new Date(Date.UTC(2024, 0, 1, 0, 0, 0, i)).toISOString();
 const seqs = (entries: string[]) => entries.map((e) => (JSON.parse(e) as { seq: number }).seq);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, k) => from + k);
 const byId = (users: User[]) => [...users].sort((a, b) => a.id.localeCompare(b.id));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it returns a value other than undefined; fails after `timeoutMs`. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 function storeContract(impl: Implementation) {
   describe(impl.name, () => {
@@ -314,7 +303,7 @@ function storeContract(impl: Implementation) {
         const a = await s.append(r, { head, tail: tail(1), ts: ts() });
         await s.append(r, { head, tail: tail(2), ts: ts() });
         // Nothing to poll without touching the room: wait out the TTL (both stores expire exactly).
-        await sleep(350);
+        await elapse(350);
         const b = await s.append(r, { head, tail: tail(3), ts: ts() });
         expect(b.seq).toBe(1);
         expect(b.epoch).not.toBe(a.epoch);
@@ -325,9 +314,9 @@ function storeContract(impl: Implementation) {
         const s = store({ historyTtlMs: 1000 });
         const r = room();
         const a = await s.append(r, { head, tail: tail(1), ts: ts() });
-        await sleep(600);
+        await elapse(600);
         await s.append(r, { head, tail: tail(2), ts: ts() });
-        await sleep(600);
+        await elapse(600);
         // 1200 ms after the first append, 600 ms after the last.
         expect(await s.history(r, { limit: 10 })).toMatchObject({ seq: 2, epoch: a.epoch, oldest: 1 });
       });
@@ -537,7 +526,7 @@ function storeContract(impl: Implementation) {
         await s.sessionAddRoom(id, 'r1');
         await s.sessionDetach(id, 'c1', 100);
         // Nothing to poll that would not resume or sweep it: wait out the grace period.
-        await sleep(250);
+        await elapse(250);
         expect(await s.sessionResume(id, alice, node(), 'c2')).toBeUndefined();
         // The refused resume changed nothing: the sweep gets it.
         expect(await s.sweepSessions({ ...calm, leaseMs: 60_000 })).toEqual([{ sessionId: id, user: alice, rooms: ['r1'] }]);
@@ -617,7 +606,7 @@ function storeContract(impl: Implementation) {
         // dead (time has to pass; probing would change the session).
         for (let i = 0; i < 8; i++) {
           expect(await s.sweepSessions(opts)).toEqual([]);
-          await sleep(20);
+          await elapse(20);
         }
         // Detached by a sweep: its connection can no longer detach it...
         expect(await s.sessionDetach(id, 'c1', 60_000)).toBe(false);
@@ -635,12 +624,12 @@ function storeContract(impl: Implementation) {
         const opts = { nodeTimeoutMs: 150, graceMs: 100, leaseMs: 60_000, limit: 10 };
         await s.sweepSessions(opts);
         // Nobody sweeps and the gateway cannot report for longer than the timeout (time has to pass).
-        await sleep(400);
+        await elapse(400);
         // The first sweep after the gap does not judge; the gateway reports again and lives on.
         expect(await s.sweepSessions(opts)).toEqual([]);
         await s.nodeAlive(n);
         for (let i = 0; i < 5; i++) {
-          await sleep(60);
+          await elapse(60);
           await s.nodeAlive(n);
           expect(await s.sweepSessions(opts)).toEqual([]);
         }
@@ -979,9 +968,9 @@ function storeContract(impl: Implementation) {
         const u = user();
         await s.notificationsAdd([{ userId: u, notification: note('n1', 1) }]);
         // Nothing to poll that would not be the thing tested: time has to pass.
-        await sleep(600);
+        await elapse(600);
         await s.notificationsAdd([{ userId: u, notification: note('n2', 2) }]);
-        await sleep(600);
+        await elapse(600);
         // 1200 ms after the first add, 600 ms after the last: both kept.
         expect(ids((await list(s, u)).items)).toEqual(['n2', 'n1']);
       });
@@ -1035,7 +1024,7 @@ function storeContract(impl: Implementation) {
         const t = `exp-${room()}`;
         await s.ticketPut(t, 'x', 50);
         // The condition here is time itself: wait past the TTL.
-        await new Promise((r) => setTimeout(r, 150));
+        await elapse(150);
         expect(await s.ticketTake(t)).toBeUndefined();
       });
     });

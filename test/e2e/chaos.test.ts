@@ -7,16 +7,18 @@
  * invariant, checked from what the clients got and what history holds. `CHAOS_SEED=<seed>` replays a run's choices.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { freshSeed } from '../chaos/random.ts';
+import { chaosSeed } from '../chaos/random.ts';
 import { renderMarkdown, type ChaosReport } from '../chaos/report.ts';
 import { QUIET_DELIVERY_MS, runChaos } from '../chaos/scenario.ts';
 
 describe('chaos: SDK clients through every fault', () => {
-  const seed = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : freshSeed();
+  const seed = chaosSeed(process.env.CHAOS_SEED);
   let report: ChaosReport;
   const progress: string[] = [];
 
   beforeAll(async () => {
+    // Printed before the run, so that a run cut short (a timeout, a crash) can still be replayed.
+    console.log(`chaos seed ${seed} (CHAOS_SEED=${seed} replays its choices)`);
     try {
       report = await runChaos({
         seed,

@@ -15,19 +15,13 @@ const tag = () => randomBytes(4).toString('hex');
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** Room messages of `room` in arrival order, `n` of them. */
-async function roomMessages(c: TestClient, room: string, n: number, timeoutMs = 10_000): Promise<Frame[]> {
-  const out: Frame[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) out.push(await c.next((f) => f.type === 'message' && f.room === room, Math.max(1, deadline - Date.now())));
-  return out;
+function roomMessages(c: TestClient, room: string, n: number, timeoutMs = 10_000): Promise<Frame[]> {
+  return c.takeMatching((f) => f.type === 'message' && f.room === room, n, timeoutMs);
 }
 
 /** Room messages of `room` in arrival order, up to and including the one with `content`. */
-async function roomMessagesUntil(c: TestClient, room: string, content: string, timeoutMs = 10_000): Promise<Frame[]> {
-  const out: Frame[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.at(-1)?.content !== content) out.push(await c.next((f) => f.type === 'message' && f.room === room, Math.max(1, deadline - Date.now())));
-  return out;
+function roomMessagesUntil(c: TestClient, room: string, content: string, timeoutMs = 10_000): Promise<Frame[]> {
+  return c.takeUntil((f) => f.type === 'message' && f.room === room, (f) => f.content === content, timeoutMs);
 }
 
 /** Number of NATS connections of workers (bin/server.ts names them `rt-worker`). */

@@ -1,9 +1,10 @@
 /**
  * A plain protocol client for tests: a WebSocket (the `ws` package), the `welcome`, requests with
  * ids that resolve on their answer, and a queue of every event with `next(predicate)`.
- * It speaks only PROTOCOL.md, like a third-party client would.
+ * It speaks only the protocol of docs/protocol.md, like a third-party client would.
  */
 import WebSocket from 'ws';
+import { Inbox } from './wait.ts';
 
 export type Frame = { type: string; [k: string]: unknown };
 
@@ -27,8 +28,9 @@ export class ClosedError extends Error {
 }
 
 export class TestClient {
-  readonly events: Frame[] = [];
-  private waiters: { pred: (f: Frame) => boolean; resolve: (f: Frame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
+  private readonly inbox = new Inbox<Frame>();
+  /** Events received and not taken by `next` yet, oldest first. */
+  readonly events: Frame[] = this.inbox.items;
   private nextId = 1;
   closed?: { code: number; reason: string };
   private closeWaiters: ((c: { code: number; reason: string }) => void)[] = [];
@@ -71,11 +73,7 @@ export class TestClient {
     ws.on('close', (code, reason) => {
       client.closed = { code, reason: reason.toString() };
       for (const w of client.closeWaiters) w(client.closed);
-      for (const w of client.waiters) {
-        clearTimeout(w.timer);
-        w.reject(new ClosedError(code, reason.toString()));
-      }
-      client.waiters = [];
+      client.inbox.end(() => new ClosedError(code, reason.toString()));
     });
     return client;
   }
@@ -89,36 +87,27 @@ export class TestClient {
   }
 
   private push(f: Frame): void {
-    const i = this.waiters.findIndex((w) => w.pred(f));
-    if (i >= 0) {
-      const [w] = this.waiters.splice(i, 1);
-      clearTimeout(w!.timer);
-      w!.resolve(f);
-      return;
-    }
-    this.events.push(f);
+    this.inbox.push(f);
   }
 
   /** The next frame (already received or coming) that matches; it is taken off the queue. */
   next(pred: (f: Frame) => boolean = () => true, timeoutMs = 5000): Promise<Frame> {
-    const i = this.events.findIndex(pred);
-    if (i >= 0) return Promise.resolve(this.events.splice(i, 1)[0]!);
-    if (this.closed) return Promise.reject(new ClosedError(this.closed.code, this.closed.reason));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w.timer !== timer);
-        reject(new Error(`no matching frame within ${timeoutMs} ms; queued: ${JSON.stringify(this.events).slice(0, 500)}`));
-      }, timeoutMs);
-      this.waiters.push({ pred, resolve, reject, timer });
-    });
+    return this.inbox.next(pred, timeoutMs);
   }
 
   /** Takes the next `n` frames of a type, in arrival order. */
-  async take(type: string, n: number, timeoutMs = 10_000): Promise<Frame[]> {
-    const out: Frame[] = [];
-    const deadline = Date.now() + timeoutMs;
-    while (out.length < n) out.push(await this.next((f) => f.type === type, Math.max(1, deadline - Date.now())));
-    return out;
+  take(type: string, n: number, timeoutMs = 10_000): Promise<Frame[]> {
+    return this.inbox.take((f) => f.type === type, n, timeoutMs);
+  }
+
+  /** Takes the next `n` frames that match, in arrival order. */
+  takeMatching(pred: (f: Frame) => boolean, n: number, timeoutMs = 10_000): Promise<Frame[]> {
+    return this.inbox.take(pred, n, timeoutMs);
+  }
+
+  /** Takes the frames that match, in arrival order, up to and including the first for which `last` holds. */
+  takeUntil(pred: (f: Frame) => boolean, last: (f: Frame) => boolean, timeoutMs = 10_000): Promise<Frame[]> {
+    return this.inbox.takeUntil(pred, last, timeoutMs);
   }
 
   send(frame: unknown): void {

@@ -1,3 +1,5 @@
+import { Inbox } from './wait.ts';
+
 /** A minimal EventSource for tests: fetch with a streaming body, parsed per the SSE format. */
 export interface SseEvent {
   event: string;
@@ -7,11 +9,12 @@ export interface SseEvent {
 }
 
 export class SseClient {
-  readonly events: SseEvent[] = [];
+  private readonly inbox = new Inbox<SseEvent>((events) => JSON.stringify(events.map((e) => e.event)));
+  /** Events received and not taken by `next` yet, oldest first. */
+  readonly events: SseEvent[] = this.inbox.items;
   comments = 0;
   retry?: number;
   ended = false;
-  private waiters: { pred: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
   private constructor(
     readonly status: number,
     readonly headers: Headers,
@@ -26,6 +29,7 @@ export class SseClient {
     if (res.ok && res.body) void client.read(res.body);
     else {
       client.ended = true;
+      client.inbox.end(() => new Error('stream ended'));
       client.errorBody = await res.text();
     }
     return client;
@@ -48,11 +52,7 @@ export class SseClient {
       // Aborted or cut.
     }
     this.ended = true;
-    for (const w of this.waiters) {
-      clearTimeout(w.timer);
-      w.reject(new Error('stream ended'));
-    }
-    this.waiters = [];
+    this.inbox.end(() => new Error('stream ended'));
   }
 
   private dispatch(block: string): void {
@@ -77,32 +77,15 @@ export class SseClient {
     }
     if (data.length === 0) return;
     const e: SseEvent = { event, id, data: data.join('\n'), json: JSON.parse(data.join('\n')) as Record<string, unknown> };
-    const i = this.waiters.findIndex((w) => w.pred(e));
-    if (i >= 0) {
-      const [w] = this.waiters.splice(i, 1);
-      clearTimeout(w!.timer);
-      w!.resolve(e);
-    } else this.events.push(e);
+    this.inbox.push(e);
   }
 
   next(pred: (e: SseEvent) => boolean = () => true, timeoutMs = 5000): Promise<SseEvent> {
-    const i = this.events.findIndex(pred);
-    if (i >= 0) return Promise.resolve(this.events.splice(i, 1)[0]!);
-    if (this.ended) return Promise.reject(new Error('stream ended'));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w.timer !== timer);
-        reject(new Error(`no matching SSE event within ${timeoutMs} ms; queued: ${JSON.stringify(this.events.map((e) => e.event))}`));
-      }, timeoutMs);
-      this.waiters.push({ pred, resolve, reject, timer });
-    });
+    return this.inbox.next(pred, timeoutMs);
   }
 
-  async take(event: string, n: number, timeoutMs = 10_000): Promise<SseEvent[]> {
-    const out: SseEvent[] = [];
-    const deadline = Date.now() + timeoutMs;
-    while (out.length < n) out.push(await this.next((e) => e.event === event, Math.max(1, deadline - Date.now())));
-    return out;
+  take(event: string, n: number, timeoutMs = 10_000): Promise<SseEvent[]> {
+    return this.inbox.take((e) => e.event === event, n, timeoutMs);
   }
 
   close(): void {

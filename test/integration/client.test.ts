@@ -19,19 +19,14 @@ import { RtClient, jwtExpiry, type Message, type Recovery, type Room, type RtCli
 import { TEST_SECRET, hs256 } from '../harness/jwt.ts';
 import { freePort, waitForPort } from '../harness/servers.ts';
 import { distributedTarget, embeddedTarget, type Target } from '../harness/targets.ts';
+import { until } from '../harness/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let n = 0;
 const uniq = (p: string) => `${p}-${process.pid}-${++n}`;
 
-/** Polls `cond` until it holds; fails with `what` after `timeoutMs`. A condition, not a sleep. */
-async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Waits for a condition of the conversation (these take seconds: failovers, reconnects). */
+const waitUntil = (cond: () => boolean, what: string, timeoutMs = 20_000) => until(what, cond, { timeoutMs, intervalMs: 20 });
 
 const clients: RtClient[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -122,15 +117,15 @@ describe('SDK against a real gateway', () => {
     await pubRoom.join();
 
     const p = publisher(pubRoom);
-    await until(() => p.acks.length >= 20 && seen.messages.length >= 10, 'the conversation to get going');
+    await waitUntil(() => p.acks.length >= 20 && seen.messages.length >= 10, 'the conversation to get going');
     const sessionId = sub.sessionId;
     await t.gatewayNodes[0]!.stop();
-    await until(() => sub.state === 'online' && sub.welcome?.node === 'gw2', 'the client to come back on gw2');
+    await waitUntil(() => sub.state === 'online' && sub.welcome?.node === 'gw2', 'the client to come back on gw2');
     const resumedAt = p.acks.length;
-    await until(() => p.acks.length >= resumedAt + 30, 'more messages after the failover');
+    await waitUntil(() => p.acks.length >= resumedAt + 30, 'more messages after the failover');
     await p.stop();
     const lastSeq = p.acks.at(-1)!.seq;
-    await until(() => seen.messages.at(-1)?.seq === lastSeq, `message ${lastSeq} to reach the client`);
+    await waitUntil(() => seen.messages.at(-1)?.seq === lastSeq, `message ${lastSeq} to reach the client`);
 
     expect(sub.welcome).toMatchObject({ resumed: true, sessionId });
     expect(states.find((s) => s.state === 'reconnecting')).toMatchObject({ code: 1001 });
@@ -162,16 +157,16 @@ describe('SDK against a real gateway', () => {
     await pubRoom.join();
 
     const p = publisher(pubRoom);
-    await until(() => seen.messages.length >= 10, 'the conversation to get going');
+    await waitUntil(() => seen.messages.length >= 10, 'the conversation to get going');
     const before = p.acks.length;
     sockets.at(-1)!.terminate();
-    await until(() => sub.state === 'reconnecting', 'the client to notice the drop');
-    await until(() => p.acks.length >= before + 20, 'messages published while the client is away');
-    await until(() => sub.state === 'online', 'the client to come back');
-    await until(() => p.acks.length >= before + 60, 'messages after the return');
+    await waitUntil(() => sub.state === 'reconnecting', 'the client to notice the drop');
+    await waitUntil(() => p.acks.length >= before + 20, 'messages published while the client is away');
+    await waitUntil(() => sub.state === 'online', 'the client to come back');
+    await waitUntil(() => p.acks.length >= before + 60, 'messages after the return');
     await p.stop();
     const lastSeq = p.acks.at(-1)!.seq;
-    await until(() => seen.messages.at(-1)?.seq === lastSeq, `message ${lastSeq} to reach the client`);
+    await waitUntil(() => seen.messages.at(-1)?.seq === lastSeq, `message ${lastSeq} to reach the client`);
 
     expect(sockets).toHaveLength(2);
     expect(sub.welcome?.resumed).toBe(true);
@@ -197,18 +192,18 @@ describe('SDK against a real gateway', () => {
     const firstEpoch = subRoom.epoch!;
 
     const p = publisher(pubRoom);
-    await until(() => p.acks.length >= 20 && seen.messages.length >= 10, 'the conversation to get going');
+    await waitUntil(() => p.acks.length >= 20 && seen.messages.length >= 10, 'the conversation to get going');
     server.kill('SIGKILL');
     await exited(server);
     const ackedBeforeKill = p.acks.length;
-    await until(() => sub.state === 'reconnecting' && pub.state === 'reconnecting', 'both clients to notice');
+    await waitUntil(() => sub.state === 'reconnecting' && pub.state === 'reconnecting', 'both clients to notice');
     server = await startEmbedded(port);
-    await until(() => p.acks.some((a) => a.epoch !== firstEpoch), 'publishing to resume on the new server');
+    await waitUntil(() => p.acks.some((a) => a.epoch !== firstEpoch), 'publishing to resume on the new server');
     const resumedAt = p.acks.length;
-    await until(() => p.acks.length >= resumedAt + 20, 'more messages on the new server');
+    await waitUntil(() => p.acks.length >= resumedAt + 20, 'more messages on the new server');
     await p.stop();
     const last = p.acks.at(-1)!;
-    await until(() => seen.messages.at(-1)?.seq === last.seq && seen.messages.at(-1)?.epoch === last.epoch, 'the last message to reach the client');
+    await waitUntil(() => seen.messages.at(-1)?.seq === last.seq && seen.messages.at(-1)?.epoch === last.epoch, 'the last message to reach the client');
 
     const secondEpoch = last.epoch;
     expect(secondEpoch).not.toBe(firstEpoch);
@@ -261,14 +256,14 @@ describe('SDK notifications against a real gateway', () => {
       body: JSON.stringify({ userId: user, kind: 'info', title: 'Hello', body: 'A first one' }),
     });
     expect(res.status).toBe(202);
-    await until(() => phone.unread === 1 && laptop.unread === 1, 'the notification on both connections');
+    await waitUntil(() => phone.unread === 1 && laptop.unread === 1, 'the notification on both connections');
     expect(got).toEqual(['Hello:1']);
     const { items, unread } = await phone.notifications.list();
     expect(unread).toBe(1);
     expect(items).toMatchObject([{ kind: 'info', title: 'Hello', body: 'A first one', read: false }]);
     expect(await phone.notifications.read([items[0]!.id])).toBe(0);
     expect(phone.unread).toBe(0);
-    await until(() => laptop.unread === 0, 'the read event on the other connection');
+    await waitUntil(() => laptop.unread === 0, 'the read event on the other connection');
     expect(readEvents).toEqual([{ ids: [items[0]!.id], unread: 0 }]);
   });
 });
@@ -294,7 +289,7 @@ describe('SDK credentials against a real gateway (JWT)', () => {
     expect(welcome.user).toEqual({ id: 'ann', name: 'Ann' });
     // Tokens live 3 s: a second past the first one's expiry, on the same connection, took refreshes.
     const firstExpiry = jwtExpiry(issued[0]!)!;
-    await until(() => Date.now() > firstExpiry + 1000 && issued.length >= 3, 'a second past the first token\'s expiry', 15_000);
+    await waitUntil(() => Date.now() > firstExpiry + 1000 && issued.length >= 3, 'a second past the first token\'s expiry', 15_000);
     expect(errors).toEqual([]);
     expect(states.map((s) => s.state)).toEqual(['connecting', 'online']);
     expect(client.welcome?.connectionId).toBe(welcome.connectionId);
@@ -316,10 +311,10 @@ describe('SDK credentials against a real gateway (JWT)', () => {
     const first = await client.connect();
     const room = client.room(uniq('auth'));
     await room.join();
-    await until(() => states.some((s) => s.state === 'reconnecting'), 'the token to expire', 10_000);
+    await waitUntil(() => states.some((s) => s.state === 'reconnecting'), 'the token to expire', 10_000);
     expect(states.find((s) => s.state === 'reconnecting')).toMatchObject({ code: 4001 });
     expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/auth server down/)]);
-    await until(() => client.state === 'online', 'the reconnect with a new token');
+    await waitUntil(() => client.state === 'online', 'the reconnect with a new token');
     expect(token).toHaveBeenCalledTimes(3);
     expect(client.welcome).toMatchObject({ resumed: true, sessionId: first.sessionId });
     expect(room.joined).toBe(true);
@@ -348,7 +343,7 @@ describe('SDK credentials against a real gateway (JWT)', () => {
     const client = sdk(`${t.gateways[0]}/ws`, 'unused', { username: undefined, ticket, WebSocket: Tracked });
     expect((await client.connect()).user.id).toBe('bob');
     sockets.at(-1)!.terminate();
-    await until(() => client.state === 'online' && sockets.length === 2, 'the reconnect');
+    await waitUntil(() => client.state === 'online' && sockets.length === 2, 'the reconnect');
     expect(tickets).toHaveLength(2);
     expect(new Set(tickets).size).toBe(2);
     expect(client.welcome?.resumed).toBe(true);

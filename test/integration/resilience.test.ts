@@ -1,5 +1,5 @@
 /**
- * Failures from DESIGN.md's failure model, as clients see them: a slow client, NATS and Redis
+ * Failures from the failure model (docs/architecture.md), as clients see them: a slow client, NATS and Redis
  * outages and stalls. (Gateway and worker crashes run against real processes: test/e2e.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

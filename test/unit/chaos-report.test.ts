@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Ack, Delivery } from '../chaos/clients.ts';
+import { chaosSeed } from '../chaos/random.ts';
 import { analyse, renderMarkdown, type AuditedRoom, type ChaosSetup, type Recorded } from '../chaos/report.ts';
 
 const setup: ChaosSetup = {
@@ -133,5 +134,22 @@ describe('chaos report', () => {
     const r2 = run([client('ann', [ack(1, 'a.1'), ack(2, 'b.1')], got([1, 'a.1'], [2, 'b.1'])), client('bob', [], got([2, 'b.1']), { recoveries })], kept);
     expect(r2.totals).toMatchObject({ lost: 1, lostDeliveries: 1 });
     expect(r2.lostMessages[0]!.why).toMatch(/after recovered: false, although history has it/);
+  });
+});
+
+describe('chaos seed', () => {
+  it('takes the seed it is given (CHAOS_SEED or --seed), and a fresh whole number otherwise', () => {
+    expect(chaosSeed('806454471')).toBe(806454471);
+    expect(chaosSeed('0')).toBe(0);
+    for (const raw of [undefined, '']) {
+      const seed = chaosSeed(raw);
+      expect(Number.isSafeInteger(seed) && seed >= 0, String(seed)).toBe(true);
+    }
+  });
+
+  it('refuses a seed that is not a whole number, naming where it came from', () => {
+    expect(() => chaosSeed('12x')).toThrow('CHAOS_SEED="12x"');
+    expect(() => chaosSeed('-3', '--seed')).toThrow('--seed="-3"');
+    expect(() => chaosSeed('1e3')).toThrow(/whole number/);
   });
 });
