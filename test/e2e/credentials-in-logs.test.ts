@@ -12,7 +12,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage } from
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { waitFor } from '../../bin/processes.ts';
+import { waitFor } from '../../tools/processes.ts';
 import { ClosedError, TestClient } from '../harness/client.ts';
 import { clusterLogs, startTestCluster, type Cluster } from '../harness/cluster.ts';
 import { TEST_SECRET, hs256 } from '../harness/jwt.ts';
