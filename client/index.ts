@@ -461,9 +461,14 @@ export class RtClient extends Emitter<ClientEvents> {
       case 'pong':
         this.#queue.answer(f);
         return;
-      case 'error':
-        if (!this.#queue.answer(f)) this.emit('error', new RtError(String(f.code ?? 'internal') as RtError['code'], String(f.message ?? '')));
+      case 'error': {
+        if (this.#queue.answer(f)) return;
+        const err = new RtError(String(f.code ?? 'internal') as RtError['code'], String(f.message ?? ''));
+        // An unsolicited `forbidden` naming a room: the credentials no longer allow that room.
+        if (err.code === 'forbidden' && typeof f.room === 'string') this.#rooms.get(f.room)?._revoked(err);
+        this.emit('error', err);
         return;
+      }
       case 'message':
       case 'presence':
       case 'typing':

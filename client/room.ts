@@ -255,6 +255,20 @@ export class Room extends Emitter<RoomEvents> {
     }
   }
 
+  /**
+   * @internal The server took this room away: the connection's credentials no longer allow it
+   * (a resumed session or a refreshed token without the claim). The room is left, as if `leave()`
+   * had been called, and `revoked` says why; `join()` again once new credentials allow it.
+   */
+  _revoked(err: RtError): void {
+    if (!this.#wanted) return;
+    this.#giveUp();
+    this.#settleJoin(undefined, err);
+    this.#status = 'left';
+    this.host.roomReady();
+    this.emit('revoked', err);
+  }
+
   /** @internal The client stopped (closed, or gave up reconnecting). */
   _stop(err: RtError): void {
     this.#settleJoin(undefined, err);

@@ -174,6 +174,11 @@ export interface RoomEvents {
   recovery: Recovery;
   /** A gateway's numbers, once a second, in the dashboard room only. */
   stats: Record<string, unknown>;
+  /**
+   * The server took the room away (code `forbidden`): the credentials of a resumed session or a
+   * refreshed token no longer allow it. The room is left; nothing more arrives from it.
+   */
+  revoked: RtError;
 }
 
 export interface ClientEvents {

@@ -354,3 +354,35 @@ describe('several rooms', () => {
     expect(seen.seqs).toEqual([1]);
   });
 });
+
+describe('a room the server takes away', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    FakeWebSocket.reset();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('an unsolicited forbidden naming the room: revoked once, the room is left, its messages no longer delivered', async () => {
+    const { client, room, seen, ws } = await setup();
+    const revoked: string[] = [];
+    const errors: string[] = [];
+    room.on('revoked', (err) => revoked.push(err.code));
+    client.on('error', (err) => errors.push(err.code));
+    ws.receive(message(ROOM, 1));
+    await tick();
+    ws.receive({ type: 'error', code: 'forbidden', message: 'no longer allowed in "lobby"', room: ROOM });
+    await tick();
+    expect(revoked).toEqual(['forbidden']);
+    expect(errors).toEqual(['forbidden']);
+    expect(room.joined).toBe(false);
+    ws.receive(message(ROOM, 2));
+    await tick();
+    expect(seen.seqs).toEqual([1]);
+    // Not joined again by itself after a reconnect.
+    await reconnect(ws, { resumed: false });
+    expect(FakeWebSocket.last.sent.filter((f) => f.type === 'join')).toEqual([]);
+    client.close();
+  });
+});
