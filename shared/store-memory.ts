@@ -17,8 +17,9 @@ import {
  * The Store of the embedded mode: everything in this process, lost when it exits. It keeps the
  * same promises as `RedisStore` (the contract suite runs against both), including the limits:
  * - a room's history holds at most `historyMax` entries and disappears `historyTtlMs` after its
- *   last append (or after `history()` created it); the next append starts at seq 1 under a new
- *   epoch, as when Redis keys expire;
+ *   last append (or after `history()` created it for a room with members); the next append starts
+ *   at seq 1 under a new epoch, as when Redis keys expire; a room without messages is forgotten
+ *   when its last member leaves;
  * - a dedupe record lives `dedupeTtlMs`;
  * - a room's presence disappears `historyTtlMs` after its last add (the Redis keys' TTL), a
  *   safety net for connections nobody removed;
@@ -89,7 +90,12 @@ export class MemoryStore implements Store {
 
   async history(room: string, query: HistoryQuery): Promise<HistoryPage> {
     this.open();
-    const h = this.liveRoom(room, Date.now()) ?? this.createRoom(room);
+    const now = Date.now();
+    const h = this.liveRoom(room, now) ?? (this.livePresence(room, now) ? this.createRoom(room) : undefined);
+    // Nobody is in the room and it has no history: nothing to keep, so that reading (or joining and
+    // leaving) any number of room names costs no memory. The epoch is fresh each time, which is
+    // safe: a client holding it can only be told `recovered: false`, never given a partial replay.
+    if (!h) return { seq: 0, epoch: randomId(8), oldest: 1, entries: [] };
     const kept = h.entries.length - h.start;
     const oldest = h.seq - kept + 1;
     const limit = Math.max(0, Math.floor(query.limit));
@@ -142,7 +148,7 @@ export class MemoryStore implements Store {
     } else {
       p.users.delete(conn.user.id);
     }
-    if (p.conns.size === 0) this.presence.delete(room);
+    if (p.conns.size === 0) this.dropPresence(room);
     return { user: { ...conn.user }, lastForUser };
   }
 
@@ -411,7 +417,7 @@ export class MemoryStore implements Store {
   private sweep(): void {
     const now = Date.now();
     for (const [room, h] of this.rooms) if (h.expiresAt <= now) this.rooms.delete(room);
-    for (const [room, p] of this.presence) if (p.expiresAt <= now) this.presence.delete(room);
+    for (const [room, p] of this.presence) if (p.expiresAt <= now) this.dropPresence(room);
     for (const [sid, sess] of this.sessions) if (sess.expiresAt <= now) this.dropSession(sid);
     for (const [room, t] of this.typing) if (t.expiresAt <= now) this.typing.delete(room);
     for (const [ticket, t] of this.tickets) if (t.expiresAt <= now) this.tickets.delete(ticket);
@@ -501,10 +507,33 @@ export class MemoryStore implements Store {
   private livePresence(room: string, now: number): RoomPresence | undefined {
     const p = this.presence.get(room);
     if (p && p.expiresAt <= now) {
-      this.presence.delete(room);
+      this.dropPresence(room);
       return undefined;
     }
     return p;
+  }
+
+  /**
+   * The room has no members any more: its presence goes, and so does its history record if it
+   * holds no message (the epoch handed to members while the room was empty), as in Redis
+   * (presence_remove.lua).
+   */
+  private dropPresence(room: string): void {
+    this.presence.delete(room);
+    if (this.rooms.get(room)?.seq === 0) this.rooms.delete(room);
+  }
+
+  /** What is held, for tests: entries per map. */
+  get size(): { rooms: number; dedupe: number; presence: number; sessions: number; typing: number; tickets: number; notifications: number } {
+    return {
+      rooms: this.rooms.size,
+      dedupe: this.dedupe.size,
+      presence: this.presence.size,
+      sessions: this.sessions.size,
+      typing: this.typing.size,
+      tickets: this.tickets.size,
+      notifications: this.notifications.size,
+    };
   }
 }
 

@@ -40,7 +40,8 @@ export interface RedisStoreOptions extends Partial<StoreOptions> {
  * `notificationsAdd`: one per NOTIFICATIONS_PIPELINE users).
  *
  * Keys of room R (`<p>` is the key prefix; R is escaped so that `{`, `}` and `%` cannot end the tag):
- *   <p>{r:R}:meta      hash   seq, epoch                     TTL historyTtlMs, refreshed by append
+ *   <p>{r:R}:meta      hash   seq, epoch                     TTL historyTtlMs, refreshed by append;
+ *                                                             seq 0: only while the room has members
  *   <p>{r:R}:hist      zset   score seq, member "seq:entry"  TTL historyTtlMs, refreshed by append; ≤ historyMax
  *   <p>{r:R}:dd:<key>  string "seq|epoch|ts"                 TTL dedupeTtlMs
  *   <p>{r:R}:pconn     hash   connId → JSON {user, node}     TTL historyTtlMs, refreshed by presence adds
@@ -150,7 +151,7 @@ export class RedisStore implements Store {
     const k = this.keys(room);
     const limit = Math.max(0, Math.floor(query.limit));
     const res = await this.call(
-      this.scripts.rt_history(2, k.meta, k.hist, randomId(8), this.opts.historyTtlMs, bound(query.after), bound(query.before), limit),
+      this.scripts.rt_history(3, k.meta, k.hist, k.pconn, randomId(8), this.opts.historyTtlMs, bound(query.after), bound(query.before), limit),
     );
     const [seq, epoch, oldest, ...members] = res;
     return {
@@ -173,7 +174,7 @@ export class RedisStore implements Store {
 
   async presenceRemove(room: string, connId: string): Promise<{ user?: User; lastForUser: boolean }> {
     const k = this.keys(room);
-    const res = await this.call(this.scripts.rt_presence_remove(3, k.pconn, k.pcount, k.pname, connId));
+    const res = await this.call(this.scripts.rt_presence_remove(4, k.pconn, k.pcount, k.pname, k.meta, connId));
     if (!res) return { lastForUser: false };
     const { user } = JSON.parse(res[0]) as { user: User };
     return { user: { id: user.id, name: user.name }, lastForUser: res[1] === 1 };

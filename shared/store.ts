@@ -27,9 +27,16 @@ export interface Store {
    * - `after`: the first `limit` with seq > after;
    * - `before`: the last `limit` with seq < before;
    * - neither: the latest `limit`.
-   * `seq` is the room's latest seq (0 for a room without history), `epoch` its current epoch (a new
-   * room gets one here, so a client can hold it before the first message). `oldest` is the lowest
-   * seq still kept (seq + 1 when the history is empty), for deciding whether a replay is complete.
+   * `seq` is the room's latest seq (0 for a room without history), `epoch` its current epoch.
+   * `oldest` is the lowest seq still kept (seq + 1 when the history is empty), for deciding whether
+   * a replay is complete.
+   *
+   * A room without history but with members (presence) gets its epoch here, kept until the first
+   * append uses it, so members hold the epoch of the first message. A room with neither members
+   * nor history holds nothing (so joining and leaving any number of room names costs no memory):
+   * each read gives a fresh epoch, and once its last member leaves (`presenceRemove`) its epoch is
+   * forgotten. That is safe for recovery: a client holding a forgotten epoch is told
+   * `recovered: false`, never given a partial replay.
    */
   history(room: string, query: HistoryQuery): Promise<HistoryPage>;
 
@@ -43,7 +50,8 @@ export interface Store {
   /**
    * Removes a connection. `lastForUser` is true when it was the user's last connection in the room
    * (so a presence `leave` is due); `user` is the removed connection's user, undefined when the
-   * connection was not present (then nothing changes).
+   * connection was not present (then nothing changes). The last connection of a room without
+   * history takes the room's epoch with it (see `history`).
    */
   presenceRemove(room: string, connId: string): Promise<{ user?: User; lastForUser: boolean }>;
 

@@ -23,7 +23,11 @@ interface Implementation {
   setup(): Promise<{ make(opts?: Partial<StoreOptions>): Store; twin(opts?: Partial<StoreOptions>): [Store, Store]; teardown(): Promise<void> }>;
   /** Round trips that carry many commands so far, where the implementation has any (RedisStore). */
   pipelines?(s: Store): number;
+  /** What a store made by `make` holds: non-empty collections (memory), keys (Redis). */
+  residue(s: Store): Promise<string[]>;
 }
+
+const prefixes = new WeakMap<Store, string>();
 
 const implementations: Implementation[] = [
   {
@@ -38,23 +42,39 @@ const implementations: Implementation[] = [
         teardown: async () => {},
       };
     },
+    residue: async (s) =>
+      Object.entries((s as MemoryStore).size)
+        .filter(([, n]) => n > 0)
+        .map(([k, n]) => `${k}: ${n}`),
   },
   {
     name: 'RedisStore',
     async setup() {
       const redis = await startRedis();
+      raw = new Redis(redis.url);
       return {
-        make: (opts) => new RedisStore(redis.url, { ...opts, keyPrefix: `t${randomId(6)}:` }),
+        make: (opts) => {
+          const keyPrefix = `t${randomId(6)}:`;
+          const s = new RedisStore(redis.url, { ...opts, keyPrefix });
+          prefixes.set(s, keyPrefix);
+          return s;
+        },
         twin: (opts) => {
           const keyPrefix = `t${randomId(6)}:`;
           return [new RedisStore(redis.url, { ...opts, keyPrefix }), new RedisStore(redis.url, { ...opts, keyPrefix })];
         },
-        teardown: () => redis.stop(),
+        teardown: async () => {
+          raw?.disconnect();
+          await redis.stop();
+        },
       };
     },
     pipelines: (s) => (s as RedisStore).stats.pipelines,
+    residue: async (s) => (await raw!.keys(`${prefixes.get(s)!}*`)).sort(),
   },
 ];
+/** A plain client of the contract suite's Redis, to look at keys. */
+let raw: Redis | undefined;
 
 const room = () => `room-${randomId(6)}`;
 const head = '{"seq":';
@@ -215,9 +235,10 @@ function storeContract(impl: Implementation) {
     });
 
     describe('history', () => {
-      it('an empty room has seq 0, oldest 1 and an epoch that stays and is the first append’s', async () => {
+      it('an empty room with members has seq 0, oldest 1 and an epoch that stays and is the first append’s', async () => {
         const s = store();
         const r = room();
+        await s.presenceAdd(r, { connId: 'c1', user: { id: 'u', name: 'U' }, node: 'n1' });
         const p1 = await s.history(r, { limit: 10 });
         expect(p1).toMatchObject({ seq: 0, oldest: 1, entries: [] });
         expect(typeof p1.epoch).toBe('string');
@@ -302,9 +323,13 @@ function storeContract(impl: Implementation) {
         });
         expect(gone).toMatchObject({ seq: 0, oldest: 1, entries: [] });
         expect(gone.epoch).not.toBe(a.epoch);
-        // The epoch handed out by history() is the one the next append uses.
+        // The epoch handed out by history() to a member is the one the next append uses.
+        await s.presenceAdd(r, { connId: 'c1', user: { id: 'u', name: 'U' }, node: 'n1' });
+        const held = await s.history(r, { limit: 10 });
+        expect(held).toMatchObject({ seq: 0, oldest: 1, entries: [] });
+        expect(held.epoch).not.toBe(a.epoch);
         const b = await s.append(r, { head, tail: tail(3), ts: ts() });
-        expect(b).toMatchObject({ seq: 1, epoch: gone.epoch, duplicate: false });
+        expect(b).toMatchObject({ seq: 1, epoch: held.epoch, duplicate: false });
         expect((await s.history(r, { limit: 10 })).entries).toEqual([head + 1 + tail(3)]);
       });
 
@@ -330,6 +355,48 @@ function storeContract(impl: Implementation) {
         await sleep(600);
         // 1200 ms after the first append, 600 ms after the last.
         expect(await s.history(r, { limit: 10 })).toMatchObject({ seq: 2, epoch: a.epoch, oldest: 1 });
+      });
+    });
+
+    describe('empty rooms', () => {
+      const alice = { id: 'u-alice', name: 'Alice' };
+      const bob = { id: 'u-bob', name: 'Bob' };
+
+      it('a room without history and members holds nothing: join, reads, typing off, leave leave no trace', async () => {
+        const s = store();
+        const r = room();
+        expect(await impl.residue(s)).toEqual([]);
+        await s.presenceAdd(r, { connId: 'c1', user: alice, node: 'n1' });
+        await s.presenceAdd(r, { connId: 'c2', user: bob, node: 'n1' });
+        const joined = await s.history(r, { limit: 50 });
+        expect((await s.history(r, { after: 0, limit: 50 })).epoch).toBe(joined.epoch);
+        await s.presenceRemove(r, 'c1');
+        // One member left: the epoch stays.
+        expect((await s.history(r, { limit: 0 })).epoch).toBe(joined.epoch);
+        await s.presenceMembers(r);
+        await s.presenceRemove(r, 'c2');
+        await s.typingSet(r, bob, false, 5000);
+        // Reads by non-members, of this room and of rooms nobody ever joined.
+        const after = await s.history(r, { limit: 50 });
+        await s.history(room(), { limit: 50 });
+        await s.presenceMembers(room());
+        await s.presenceRemove(room(), 'c3');
+        expect(await impl.residue(s)).toEqual([]);
+        expect(after).toMatchObject({ seq: 0, oldest: 1, entries: [] });
+        // Its epoch was forgotten with it.
+        expect(after.epoch).not.toBe(joined.epoch);
+      });
+
+      it('a room with history keeps its epoch and seq when its last member leaves', async () => {
+        const s = store();
+        const r = room();
+        await s.presenceAdd(r, { connId: 'c1', user: alice, node: 'n1' });
+        const joined = await s.history(r, { limit: 50 });
+        const a = await s.append(r, { head, tail: tail(1), ts: ts() });
+        expect(a).toMatchObject({ seq: 1, epoch: joined.epoch });
+        await s.presenceRemove(r, 'c1');
+        expect(await s.history(r, { limit: 50 })).toEqual({ seq: 1, epoch: joined.epoch, oldest: 1, entries: [head + 1 + tail(1)] });
+        expect(await s.append(r, { head, tail: tail(2), ts: ts() })).toMatchObject({ seq: 2, epoch: joined.epoch });
       });
     });
 
@@ -1116,7 +1183,8 @@ describe('RedisStore specifics', () => {
         ...['nitems', 'norder', 'nunread'].map((k) => `${prefix}{u:u%7B1%7D}:${k}`),
         ...['nitems', 'norder'].map((k) => `${prefix}{u:v}:${k}`),
       ];
-      expect(keys.sort()).toEqual([...expected, ...sessionKeys, ...typingKeys, ...notificationKeys, `${prefix}{r:${empty}}:meta`].sort());
+      // The room read but never joined left no key.
+      expect(keys.sort()).toEqual([...expected, ...sessionKeys, ...typingKeys, ...notificationKeys].sort());
       for (const k of keys) expect(await raw.pttl(k), k).toBeGreaterThan(0);
       // The three keys of a user share one TTL: notificationsTtlMs (30 days by default).
       for (const k of notificationKeys) {
