@@ -131,9 +131,7 @@ export class RedisStore implements Store {
     // Failures reach callers as rejected commands; without a listener ioredis prints every
     // connection error of the reconnect loop to the console.
     this.redis.on('error', () => {});
-    for (const name of SCRIPTS) {
-      this.redis.defineCommand(`rt_${name}`, { lua: readFileSync(new URL(`./redis/${name}.lua`, import.meta.url), 'utf8') });
-    }
+    for (const name of SCRIPTS) this.redis.defineCommand(`rt_${name}`, { lua: scriptSource(name) });
     this.scripts = this.redis as unknown as Scripts;
   }
 
@@ -416,6 +414,12 @@ const SCRIPTS = [
   'typing_set', 'typing_index', 'typing_due', 'typing_done',
   'notifications_add', 'notifications_list', 'notifications_read',
 ] as const;
+
+/** A script of `shared/redis/` as Redis runs it: the prelude's helpers, then the script. */
+export function scriptSource(name: string): string {
+  const read = (file: string) => readFileSync(new URL(`./redis/${file}.lua`, import.meta.url), 'utf8');
+  return `${read('prelude')}\n${read(name)}`;
+}
 
 /** Commands per pipeline of a bulk `notificationsAdd`: few round trips, bounded buffers. */
 const NOTIFICATIONS_PIPELINE = 500;

@@ -16,14 +16,8 @@
 --
 -- Returns 1.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local ttl = tonumber(ARGV[6])
-
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
-end
 
 local old = redis.call('HMGET', KEYS[1], 'node', 'state')
 if old[1] and old[2] == 'attached' and old[1] ~= ARGV[4] then

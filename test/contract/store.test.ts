@@ -4,13 +4,12 @@
  * fresh key prefix), so tests never see each other's data.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { randomId } from '../../shared/ids.ts';
 import type { User } from '../../shared/protocol/schemas.ts';
 import type { ExpiredSession, Store, StoreOptions, StoredNotification } from '../../shared/store.ts';
 import { MemoryStore } from '../../shared/store-memory.ts';
-import { RedisStore } from '../../shared/store-redis.ts';
+import { RedisStore, scriptSource } from '../../shared/store-redis.ts';
 import { startRedis, type Service } from '../harness/servers.ts';
 
 interface Implementation {
@@ -1125,8 +1124,7 @@ describe('Store contract', () => {
 
 /** Runs the typing sweep's lease step alone, as a sweeper that dies right after it would. */
 async function leaseTypingRooms(raw: Redis, prefix: string): Promise<string[]> {
-  const lua = readFileSync(new URL('../../shared/redis/typing_due.lua', import.meta.url), 'utf8');
-  const [, ...rooms] = (await raw.eval(lua, 2, `${prefix}{t}:due`, `${prefix}{t}:tlease`, 100, 3000, 10_000)) as string[];
+  const [, ...rooms] = (await raw.eval(scriptSource('typing_due'), 2, `${prefix}{t}:due`, `${prefix}{t}:tlease`, 100, 3000, 10_000)) as string[];
   return rooms;
 }
 
