@@ -58,14 +58,6 @@ export class ExpiringMap<K, V extends { expiresAt: number }> {
     return [...this.map.keys()];
   }
 
-  /** Live entries at `now`, in insertion order; expired ones are dropped on the way. */
-  *live(now: number): IterableIterator<[K, V]> {
-    for (const [k, v] of [...this.map]) {
-      if (v.expiresAt <= now) this.drop(k, v);
-      else yield [k, v];
-    }
-  }
-
   /** Drops every expired value. */
   sweep(now: number): void {
     for (const [k, v] of this.map) if (v.expiresAt <= now) this.drop(k, v);
