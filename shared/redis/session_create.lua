@@ -11,7 +11,7 @@
 -- ARGV[3]  user name
 -- ARGV[4]  node
 -- ARGV[5]  conn
--- ARGV[6]  session TTL (ms): safety net, see the RedisStore class comment
+-- ARGV[6]  session TTL (ms): safety net, see the Sessions port (shared/sessions.ts)
 -- ARGV[7]  key base "<p>{s}:" (for the previous node's set, a key of the same slot)
 --
 -- Returns 1.
