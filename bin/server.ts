@@ -7,9 +7,9 @@ import { MemoryBus } from '../shared/bus-memory.ts';
 import { NatsBus } from '../shared/bus-nats.ts';
 import type { Config } from '../shared/config.ts';
 import { createLogger, type DestinationStream, type Logger } from '../shared/log.ts';
-import type { Store } from '../shared/store.ts';
-import { MemoryStore } from '../shared/store-memory.ts';
-import { RedisStore } from '../shared/store-redis.ts';
+import type { Stores } from '../shared/stores.ts';
+import { memoryStores } from '../shared/stores-memory.ts';
+import { redisStores } from '../shared/stores-redis.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { Worker } from '../worker/worker.ts';
 import { startWorkerHttp, type WorkerHttp } from '../worker/http.ts';
@@ -20,7 +20,7 @@ export interface Running {
   gateway?: Gateway;
   worker?: Worker;
   bus: Bus;
-  store?: Store;
+  stores?: Stores;
   log: Logger;
   stop(): Promise<void>;
 }
@@ -29,9 +29,9 @@ async function openBus(cfg: Config, name: string): Promise<Bus> {
   return cfg.natsUrl ? NatsBus.connect(cfg.natsUrl, { name }) : new MemoryBus();
 }
 
-function openStore(cfg: Config): Store {
+function openStores(cfg: Config): Stores {
   const opts = { historyMax: cfg.historyMax, historyTtlMs: cfg.historyTtlMs };
-  return cfg.redisUrl ? new RedisStore(cfg.redisUrl, opts) : new MemoryStore(opts);
+  return cfg.redisUrl ? redisStores(cfg.redisUrl, opts) : memoryStores(opts);
 }
 
 /**
@@ -47,8 +47,8 @@ export async function startAllInOne(cfg: Config, opts: StartOptions = {}): Promi
   const log = createLogger('rt', cfg.logLevel, opts.logDestination);
   const nodeId = cfg.nodeId ?? defaultNodeId();
   const bus = await openBus(cfg, `rt-${nodeId}`);
-  const store = openStore(cfg);
-  const worker = new Worker(bus, store, log.child({ role: 'worker' }), {
+  const stores = openStores(cfg);
+  const worker = new Worker(bus, stores, log.child({ role: 'worker' }), {
     replayMax: cfg.replayMax,
     sessionGraceMs: cfg.sessionGraceMs,
     processMetrics: false,
@@ -62,13 +62,13 @@ export async function startAllInOne(cfg: Config, opts: StartOptions = {}): Promi
     gateway,
     worker,
     bus,
-    store,
+    stores,
     log,
     async stop() {
       await gateway.close();
       worker.stop();
       await bus.drain().catch(() => bus.close());
-      await store.close();
+      await stores.close();
     },
   };
 }
@@ -95,18 +95,18 @@ export async function startGateway(cfg: Config, opts: StartOptions = {}): Promis
 export async function startWorker(cfg: Config, opts: StartOptions = {}): Promise<Running> {
   const log = createLogger('rt-worker', cfg.logLevel, opts.logDestination);
   const bus = await openBus(cfg, 'rt-worker');
-  const store = openStore(cfg);
-  const worker = new Worker(bus, store, log, { replayMax: cfg.replayMax, sessionGraceMs: cfg.sessionGraceMs });
+  const stores = openStores(cfg);
+  const worker = new Worker(bus, stores, log, { replayMax: cfg.replayMax, sessionGraceMs: cfg.sessionGraceMs });
   worker.start();
   await bus.flush();
   let http: WorkerHttp | undefined;
-  if (cfg.metricsPort !== undefined) http = await startWorkerHttp(cfg.host, cfg.metricsPort, bus, store, worker.registry);
+  if (cfg.metricsPort !== undefined) http = await startWorkerHttp(cfg.host, cfg.metricsPort, bus, stores, worker.registry);
   log.info({ worker: worker.id, metricsPort: http?.port }, 'worker serving requests');
   return {
     port: http?.port ?? 0,
     worker,
     bus,
-    store,
+    stores,
     log,
     async stop() {
       http?.drain();
@@ -115,7 +115,7 @@ export async function startWorker(cfg: Config, opts: StartOptions = {}): Promise
       await bus.drain().catch((err: unknown) => {
         if (!(err instanceof BusError)) throw err;
       });
-      await store.close();
+      await stores.close();
       await http?.close();
     },
   };

@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { Bus } from '../shared/bus.ts';
-import type { Store } from '../shared/store.ts';
+import type { Stores } from '../shared/stores.ts';
 import type { Registry } from 'prom-client';
 
 const PING_EVERY_MS = 2000;
@@ -16,7 +16,7 @@ export interface WorkerHttp {
   drain(): void;
 }
 
-export async function startWorkerHttp(host: string, port: number, bus: Bus, store: Store, registry: Registry): Promise<WorkerHttp> {
+export async function startWorkerHttp(host: string, port: number, bus: Bus, store: Pick<Stores, 'ping'>, registry: Registry): Promise<WorkerHttp> {
   let storeOk = false;
   let draining = false;
   const check = () =>

@@ -1,6 +1,6 @@
 /**
  * The worker: stateless request handling for rooms, sessions, typing and direct messages. Any
- * worker can serve any request (NATS queue group); all state is in the Store, so a worker can die
+ * worker can serve any request (NATS queue group); all state is in the stores, so a worker can die
  * at any moment.
  *
  * Failure behaviour:
@@ -18,7 +18,8 @@ import { RtError, errorFrame, toClientError } from '../shared/errors.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
 import { DEFAULT_HISTORY_LIMIT, type RequestOf, type User } from '../shared/protocol/schemas.ts';
-import type { NotificationKind, Store, StoredNotification } from '../shared/store.ts';
+import type { NotificationKind, StoredNotification } from '../shared/notifications.ts';
+import type { Stores } from '../shared/stores.ts';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS, createRegistry, timed } from '../shared/metrics.ts';
 import { encodeUserEvent } from '../shared/envelope.ts';
@@ -65,7 +66,7 @@ export class Worker {
   private lastSweepError = 0;
   private readonly handlers: Record<string, Handler>;
   private readonly opts: WorkerOptions;
-  private readonly store: Store;
+  private readonly stores: Omit<Stores, 'ping' | 'close'>;
   readonly registry: Registry;
   private readonly requests: Counter<'type' | 'result'>;
   private readonly duration: Histogram<'type'>;
@@ -75,7 +76,7 @@ export class Worker {
 
   constructor(
     private readonly bus: Bus,
-    store: Store,
+    stores: Stores,
     private readonly log: Logger,
     opts: Partial<WorkerOptions> & { processMetrics?: boolean } = {},
   ) {
@@ -88,7 +89,14 @@ export class Worker {
     this.recoveries = new Counter({ name: 'rt_worker_recoveries_total', help: 'Joins with since, by outcome (recovered or not).', labelNames: ['outcome'], registers });
     this.errors = new Counter({ name: 'rt_worker_errors_total', help: 'Unexpected exceptions in request handlers and sweeps (answered `internal`), by request type.', labelNames: ['type'], registers });
     const storeOps = new Histogram({ name: 'rt_store_operation_duration_seconds', help: 'Store (Redis or memory) operations, by operation.', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers });
-    this.store = timed(store, storeOps);
+    this.stores = {
+      history: timed(stores.history, storeOps),
+      presence: timed(stores.presence, storeOps),
+      sessions: timed(stores.sessions, storeOps),
+      typing: timed(stores.typing, storeOps),
+      notifications: timed(stores.notifications, storeOps),
+      tickets: timed(stores.tickets, storeOps),
+    };
     this.handlers = {
       join: (e) => this.join(e as RequestEnvelope<RequestOf<'join'>>),
       leave: (e) => this.leave(e as RequestEnvelope<RequestOf<'leave'>>),
@@ -161,55 +169,55 @@ export class Worker {
   /** Opens the connection's session: resumes the one asked for if it is still there, else a new one. */
   private async open({ c, n, u, f }: RequestEnvelope<OpenFrame>): Promise<string> {
     if (f.session) {
-      const rooms = await this.store.sessionResume(f.session, u, n, c);
+      const rooms = await this.stores.sessions.sessionResume(f.session, u, n, c);
       if (rooms) {
         const positions = await Promise.all(
           rooms.map(async (room) => {
-            const page = await this.store.history(room, { limit: 0 });
+            const page = await this.stores.history.history(room, { limit: 0 });
             return { room, seq: page.seq, epoch: page.epoch };
           }),
         );
-        return j({ sessionId: f.session, resumed: true, rooms: positions, unread: await this.store.notificationsUnread(u.id) });
+        return j({ sessionId: f.session, resumed: true, rooms: positions, unread: await this.stores.notifications.notificationsUnread(u.id) });
       }
     }
     const sessionId = randomId(16);
-    const [, unread] = await Promise.all([this.store.sessionCreate(sessionId, u, n, c), this.store.notificationsUnread(u.id)]);
+    const [, unread] = await Promise.all([this.stores.sessions.sessionCreate(sessionId, u, n, c), this.stores.notifications.notificationsUnread(u.id)]);
     return j({ sessionId, resumed: false, rooms: [], unread });
   }
 
   /** The connection closed: its session waits out the grace period; its typing ends now. */
   private async detach({ c, s, u, f }: RequestEnvelope<DetachFrame>): Promise<string> {
     await Promise.all([
-      s ? this.store.sessionDetach(s, c, this.opts.sessionGraceMs) : undefined,
+      s ? this.stores.sessions.sessionDetach(s, c, this.opts.sessionGraceMs) : undefined,
       ...(f.typing ?? []).map((room) => this.setTyping(room, u, false)),
     ]);
     return '';
   }
 
   private async alive({ n }: RequestEnvelope<Frame>): Promise<string> {
-    await this.store.nodeAlive(n);
+    await this.stores.sessions.nodeAlive(n);
     return '';
   }
 
   private async ticketPut({ f }: RequestEnvelope<{ type: string; ticket: string; data: string; ttlMs: number }>): Promise<string> {
-    await this.store.ticketPut(f.ticket, f.data, f.ttlMs);
+    await this.stores.tickets.ticketPut(f.ticket, f.data, f.ttlMs);
     return '{}';
   }
 
   private async ticketTake({ f }: RequestEnvelope<{ type: string; ticket: string }>): Promise<string> {
-    const data = await this.store.ticketTake(f.ticket);
+    const data = await this.stores.tickets.ticketTake(f.ticket);
     return data === undefined ? '{}' : j({ data });
   }
 
   private async join({ s, n, u, f }: RequestEnvelope<RequestOf<'join'>>): Promise<string> {
     const limit = f.limit ?? DEFAULT_HISTORY_LIMIT;
     // The session learns the room first, so that a sweep finds every presence entry it must remove.
-    await this.store.sessionAddRoom(s, f.room);
-    const { firstForUser, members } = await this.store.presenceAdd(f.room, { connId: s, user: u, node: n });
+    await this.stores.sessions.sessionAddRoom(s, f.room);
+    const { firstForUser, members } = await this.stores.presence.presenceAdd(f.room, { connId: s, user: u, node: n });
     if (firstForUser) this.publishPresence(f.room, 'join', u);
 
     let recovered: boolean | undefined;
-    let page = await this.store.history(f.room, f.since === undefined ? { limit } : { after: f.since, limit: this.opts.replayMax + 1 });
+    let page = await this.stores.history.history(f.room, f.since === undefined ? { limit } : { after: f.since, limit: this.opts.replayMax + 1 });
     if (f.since !== undefined) {
       const since = f.since;
       // Without the epoch the client had, `since` may count in a history that was lost since:
@@ -221,7 +229,7 @@ export class Worker {
         page.oldest <= since + 1;
       this.recoveries.inc({ outcome: recovered ? 'recovered' : 'not_recovered' });
       if (recovered) page = { ...page, entries: page.entries.slice(0, page.seq - since) };
-      else page = await this.store.history(f.room, { limit });
+      else page = await this.stores.history.history(f.room, { limit });
     }
     return (
       `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"seq":${page.seq},"epoch":${j(page.epoch)},` +
@@ -231,12 +239,12 @@ export class Worker {
 
   private async leave({ s, f }: RequestEnvelope<RequestOf<'leave'>>): Promise<string> {
     await this.leaveRoom(f.room, s);
-    await this.store.sessionRemoveRoom(s, f.room);
+    await this.stores.sessions.sessionRemoveRoom(s, f.room);
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)}}`;
   }
 
   private async leaveRoom(room: string, sessionId: string): Promise<void> {
-    const { user, lastForUser } = await this.store.presenceRemove(room, sessionId);
+    const { user, lastForUser } = await this.stores.presence.presenceRemove(room, sessionId);
     if (user && lastForUser) {
       this.publishPresence(room, 'leave', user);
       await this.setTyping(room, user, false);
@@ -247,7 +255,7 @@ export class Worker {
     const ts = new Date().toISOString();
     const head = `{"type":"message","room":${j(f.room)},"seq":`;
     const tail = `,"user":${j(u)},"content":${j(f.content)},"ts":"${ts}"${f.cid === undefined ? '' : `,"cid":${j(f.cid)}`}}`;
-    const res = await this.store.append(f.room, {
+    const res = await this.stores.history.append(f.room, {
       head,
       tail,
       ts,
@@ -268,19 +276,19 @@ export class Worker {
   }
 
   private async setTyping(room: string, user: User, typing: boolean): Promise<void> {
-    const { changed, users } = await this.store.typingSet(room, user, typing, this.opts.typingTtlMs);
+    const { changed, users } = await this.stores.typing.typingSet(room, user, typing, this.opts.typingTtlMs);
     if (changed) this.publishTyping(room, users);
   }
 
   private async history({ f }: RequestEnvelope<RequestOf<'history'>>): Promise<string> {
     if (f.before !== undefined && f.after !== undefined) throw new RtError('bad_request', 'use either before or after, not both');
     const limit = f.limit ?? DEFAULT_HISTORY_LIMIT;
-    const page = await this.store.history(f.room, { before: f.before, after: f.after, limit });
+    const page = await this.stores.history.history(f.room, { before: f.before, after: f.after, limit });
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"seq":${page.seq},"epoch":${j(page.epoch)},"messages":[${page.entries.join(',')}]}`;
   }
 
   private async presence({ f }: RequestEnvelope<RequestOf<'presence'>>): Promise<string> {
-    const members = await this.store.presenceMembers(f.room);
+    const members = await this.stores.presence.presenceMembers(f.room);
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"members":${j(members)}}`;
   }
 
@@ -292,14 +300,14 @@ export class Worker {
   }
 
   private async notificationsList({ u, f }: RequestEnvelope<RequestOf<'notifications.list'>>): Promise<string> {
-    const { items, unread } = await this.store.notificationsList(u.id, { limit: f.limit ?? DEFAULT_HISTORY_LIMIT, unreadOnly: f.unreadOnly });
+    const { items, unread } = await this.stores.notifications.notificationsList(u.id, { limit: f.limit ?? DEFAULT_HISTORY_LIMIT, unreadOnly: f.unreadOnly });
     return `{"type":"reply"${idPart(f.id)},"items":${j(items)},"unread":${unread}}`;
   }
 
   /** Marks read, and tells the user's other connections (not this one: it gets the reply). */
   private async notificationsRead({ c, u, f }: RequestEnvelope<RequestOf<'notifications.read'>>): Promise<string> {
     if (f.all !== true && f.ids === undefined) throw new RtError('bad_request', 'give ids or all: true');
-    const { changed, unread } = await this.store.notificationsRead(u.id, f.all === true ? { all: true } : { ids: f.ids ?? [] });
+    const { changed, unread } = await this.stores.notifications.notificationsRead(u.id, f.all === true ? { all: true } : { ids: f.ids ?? [] });
     if (changed.length > 0) {
       const event = f.all === true ? { type: 'notifications.read', all: true, unread } : { type: 'notifications.read', ids: changed, unread };
       this.bus.publish(subjects.user(u.id), encodeUserEvent(j(event), c));
@@ -318,7 +326,7 @@ export class Worker {
       if (f.url !== undefined) notification.url = f.url;
       return { userId, notification };
     });
-    const unread = await this.store.notificationsAdd(items);
+    const unread = await this.stores.notifications.notificationsAdd(items);
     items.forEach(({ userId, notification }, i) => {
       this.bus.publish(subjects.user(userId), encodeUserEvent(`{"type":"notification","notification":${j(notification)},"unread":${unread[i]}}`));
     });
@@ -330,7 +338,7 @@ export class Worker {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      const expired = await this.store.sweepSessions({
+      const expired = await this.stores.sessions.sweepSessions({
         nodeTimeoutMs: this.opts.nodeTimeoutMs,
         graceMs: this.opts.sessionGraceMs,
         leaseMs: SWEEP_LEASE_MS,
@@ -339,11 +347,11 @@ export class Worker {
       await Promise.all(
         expired.map(async (session) => {
           await Promise.all(session.rooms.map((room) => this.leaveRoom(room, session.sessionId)));
-          await this.store.sessionReaped(session.sessionId);
+          await this.stores.sessions.sessionReaped(session.sessionId);
           this.sessionsExpired.inc();
         }),
       );
-      for (const { room, users } of await this.store.sweepTyping(200)) this.publishTyping(room, users);
+      for (const { room, users } of await this.stores.typing.sweepTyping(200)) this.publishTyping(room, users);
     } catch (err) {
       // Once per 10 s at most: a store outage would otherwise log every second from every worker.
       if (Date.now() - this.lastSweepError > 10_000) {

@@ -1,9 +1,12 @@
 -- Reads a page of a room's history together with its seq, epoch and oldest kept seq, as one
--- consistent snapshot. A room without history gets one here (seq 0, new epoch, same TTL as after
--- an append) so that a client can hold the epoch before the first message.
+-- consistent snapshot. A room without history but with members gets one here (seq 0, new epoch,
+-- same TTL as after an append) so that its members hold the epoch the first message will have;
+-- presence_remove deletes it when the last member leaves. A room with neither gets nothing written:
+-- reading any number of room names leaves no keys (the epoch returned is then a fresh one).
 --
 -- KEYS[1]  meta     hash  {seq, epoch}
 -- KEYS[2]  history  zset  score = seq, member = "<seq>:<entry>"
+-- KEYS[3]  conns    hash  the room's presence (connId -> JSON): exists while the room has members
 -- ARGV[1]  epoch candidate, used only when the meta is created
 -- ARGV[2]  historyTtlMs, the TTL given to a meta created here
 -- ARGV[3]  after  ('' for none): entries with seq > after
@@ -18,6 +21,7 @@ local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local seq = 0
 if not epoch then
   epoch = ARGV[1]
+  if redis.call('EXISTS', KEYS[3]) == 0 then return {0, epoch, 1} end
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('DEL', KEYS[2])

@@ -11,14 +11,8 @@
 --
 -- Returns 1.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local ttl = tonumber(ARGV[2])
-
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
-end
 
 redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[1])
 extend(KEYS[1], ttl)

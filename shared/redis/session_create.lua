@@ -11,19 +11,13 @@
 -- ARGV[3]  user name
 -- ARGV[4]  node
 -- ARGV[5]  conn
--- ARGV[6]  session TTL (ms): safety net, see the RedisStore class comment
+-- ARGV[6]  session TTL (ms): safety net, see the Sessions port (shared/sessions.ts)
 -- ARGV[7]  key base "<p>{s}:" (for the previous node's set, a key of the same slot)
 --
 -- Returns 1.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local ttl = tonumber(ARGV[6])
-
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
-end
 
 local old = redis.call('HMGET', KEYS[1], 'node', 'state')
 if old[1] and old[2] == 'attached' and old[1] ~= ARGV[4] then

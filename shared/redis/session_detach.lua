@@ -12,13 +12,7 @@
 --
 -- Returns 1 when detached, 0 when nothing changed.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
-end
+local now = now_ms()
 
 local s = redis.call('HMGET', KEYS[1], 'state', 'conn', 'node')
 if s[1] ~= 'attached' or s[2] ~= ARGV[2] then return 0 end

@@ -17,14 +17,8 @@
 -- (handed to a sweeper) or detached with its deadline passed (about to be: the sweeper's presence
 -- removal must never hit a session that came back). Otherwise returns the session's rooms.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local ttl = tonumber(ARGV[6])
-
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
-end
 
 local s = redis.call('HMGET', KEYS[1], 'uid', 'node', 'state', 'due')
 if not s[1] or s[1] ~= ARGV[2] then return false end

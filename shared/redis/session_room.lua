@@ -9,11 +9,6 @@
 --
 -- Returns 1 when the session exists, else 0.
 
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
-end
-
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] == '1' then
   redis.call('SADD', KEYS[2], ARGV[2])

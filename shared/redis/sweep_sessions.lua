@@ -19,15 +19,9 @@
 --
 -- Returns {{sid, uid, name, room...}...}: the sessions leased to the caller.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local grace, lease, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl, base, budget = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
-
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
-end
 
 -- After a gap in sweeping longer than the node timeout (Redis was stalled or down, or no worker
 -- ran), the gateways could not report that they were alive either: every one would look dead.

@@ -11,16 +11,13 @@
 --
 -- Returns 1.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 
 local held = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if held and tonumber(held) == tonumber(ARGV[3]) then redis.call('ZREM', KEYS[2], ARGV[1]) end
 if ARGV[2] ~= '' then
   local at = tonumber(ARGV[2])
   redis.call('ZADD', KEYS[1], 'LT', string.format('%d', at), ARGV[1])
-  local keep = math.max(at - now, 0) + tonumber(ARGV[4])
-  local left = redis.call('PTTL', KEYS[1])
-  if left == -1 or (left >= 0 and left < keep) then redis.call('PEXPIRE', KEYS[1], keep) end
+  extend(KEYS[1], math.max(at - now, 0) + tonumber(ARGV[4]))
 end
 return 1

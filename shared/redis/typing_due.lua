@@ -10,18 +10,12 @@
 --
 -- Returns {lease end, room...}.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local limit = tonumber(ARGV[1])
 local nowS = string.format('%d', now)
 local leaseEnd = string.format('%d', now + tonumber(ARGV[2]))
 local out = {leaseEnd}
 if limit <= 0 then return out end
-
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
-end
 
 local keep = tonumber(ARGV[2]) + tonumber(ARGV[3])
 for _, room in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', nowS, 'LIMIT', 0, limit)) do

@@ -10,13 +10,10 @@
 --
 -- Returns 1.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 
 local at
 if ARGV[2] ~= '' then at = tonumber(ARGV[2]) else at = now + tonumber(ARGV[3]) end
 redis.call('ZADD', KEYS[1], 'LT', string.format('%d', at), ARGV[1])
-local keep = math.max(at - now, 0) + tonumber(ARGV[4])
-local left = redis.call('PTTL', KEYS[1])
-if left == -1 or (left >= 0 and left < keep) then redis.call('PEXPIRE', KEYS[1], keep) end
+extend(KEYS[1], math.max(at - now, 0) + tonumber(ARGV[4]))
 return 1

@@ -13,13 +13,7 @@
 --
 -- Returns {changed (0|1), next expiry or '' when nobody is typing, userId, name, ...}.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
-end
+local now = now_ms()
 
 local changed = 0
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))

@@ -129,7 +129,7 @@ describe.each(TARGETS)('rooms (%s)', (_name, start) => {
     const ts = new Date().toISOString();
     const head = `{"type":"message","room":${JSON.stringify(room)},"seq":`;
     const tail = `,"user":{"id":"ann","name":"ann"},"content":"orphan","ts":"${ts}","cid":"o-1"}`;
-    const stored = await t.workers[0]!.store!.append(room, { head, tail, ts, dedupeKey: 'ann\no-1' });
+    const stored = await t.workers[0]!.stores!.history.append(room, { head, tail, ts, dedupeKey: 'ann\no-1' });
     expect(stored).toMatchObject({ seq: 1, duplicate: false });
     // The retry is a duplicate: same seq, nothing stored again, and the members get it now.
     expect(await ann.ok({ type: 'publish', room, content: 'orphan', cid: 'o-1' })).toMatchObject({ seq: 1, ts });

@@ -1,0 +1,189 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { RtError } from './errors.ts';
+import type { User } from './protocol/schemas.ts';
+
+export interface RedisConnectionOptions {
+  /** Put before every key (default `rt:`), e.g. to share a Redis. Must not contain `{` or `}`. */
+  keyPrefix?: string;
+  /** Longest a command may take, queued while reconnecting or sent, before it rejects (default 3000). */
+  commandTimeoutMs?: number;
+}
+
+type Arg = string | number;
+
+/**
+ * The one Redis connection the Redis stores share, with the scripts of `shared/redis/` loaded
+ * (each with the prelude's helpers), the key names, and the mapping of failures.
+ *
+ * Key layout: every key of one room, one user, the sessions or the typing sweep shares a hash tag
+ * (`<p>{r:R}:…`, `<p>{u:U}:…`, `<p>{s}:…`, `<p>{t}:…`), and each script touches the keys of one tag
+ * only, so each script is one slot on Redis Cluster. Room names and user ids are escaped inside the
+ * tag (`escapeTag`). The keys of each concern are listed in its store (`history-redis.ts`, …).
+ *
+ * Failure: while Redis is unreachable every call rejects with `RtError('unavailable')` within about
+ * `commandTimeoutMs` (usually much sooner), never hangs, and the client reconnects by itself. A call
+ * that rejected that way may still have been applied (the command may have reached Redis before the
+ * connection broke, or been sent from the offline queue after its timeout): a retried publish must
+ * carry its dedupe key. Script errors and other Redis replies are rethrown as they are (internal).
+ */
+export class RedisConnection {
+  readonly redis: Redis;
+  readonly prefix: string;
+  private readonly counters = { pipelines: 0 };
+
+  constructor(redisUrl: string, opts: RedisConnectionOptions = {}) {
+    const { keyPrefix = 'rt:', commandTimeoutMs = 3000 } = opts;
+    if (/[{}]/.test(keyPrefix)) throw new RangeError(`keyPrefix must not contain { or }: ${keyPrefix}`);
+    this.prefix = keyPrefix;
+    this.redis = new Redis(redisUrl, {
+      // Fail fast, never hang:
+      // - the offline queue stays on, so calls made before the first connect (at startup) or during
+      //   a short reconnect are sent once connected instead of failing at once;
+      // - maxRetriesPerRequest: 1 flushes that queue with an error after every second failed
+      //   reconnect attempt (a refused connection: ~100 ms), instead of never (null) or after 20;
+      // - commandTimeout bounds every command, queued or sent, including when the network silently
+      //   drops packets and the socket does not notice;
+      // - connectTimeout bounds each connection attempt to a host that does not answer.
+      // Reconnecting goes on forever with a capped backoff.
+      enableOfflineQueue: true,
+      // Commands issued in the same event-loop tick go out as one pipeline: under load, many
+      // publishes' append scripts share a round trip (they are independent; order per connection
+      // is kept, so one room's appends stay in issue order).
+      enableAutoPipelining: true,
+      maxRetriesPerRequest: 1,
+      commandTimeout: commandTimeoutMs,
+      connectTimeout: Math.max(1000, commandTimeoutMs),
+      retryStrategy: (times) => Math.min(50 * times, 1000),
+    });
+    // Failures reach callers as rejected commands; without a listener ioredis prints every
+    // connection error of the reconnect loop to the console.
+    this.redis.on('error', () => {});
+    for (const name of SCRIPTS) this.redis.defineCommand(`rt_${name}`, { lua: scriptSource(name) });
+  }
+
+  /** Runs script `name` (`shared/redis/<name>.lua`) on `keys` with `args`. */
+  run<T>(name: string, keys: string[], args: Arg[]): Promise<T> {
+    const command = (this.redis as unknown as Record<string, (...a: Arg[]) => Promise<T>>)[`rt_${name}`];
+    if (!command) throw new Error(`no script ${name} in shared/redis/`);
+    return this.call(command.call(this.redis, keys.length, ...keys, ...args));
+  }
+
+  /**
+   * Runs script `name` once per call, all in one pipeline (one round trip), and gives each call's
+   * error or reply. A failure to reach Redis rejects the whole pipeline with `unavailable`.
+   */
+  async pipeline(name: string, calls: { keys: string[]; args: Arg[] }[]): Promise<[Error | null, unknown][]> {
+    const p = this.redis.pipeline() as unknown as Record<string, (...a: Arg[]) => unknown> & { exec(): Promise<[Error | null, unknown][] | null> };
+    for (const { keys, args } of calls) p[`rt_${name}`]!(keys.length, ...keys, ...args);
+    this.counters.pipelines += 1;
+    const replies = await this.call(p.exec());
+    if (!replies || replies.length !== calls.length) throw new Error(`redis: a pipeline of ${name} answered ${replies?.length ?? 'nothing'}`);
+    return replies.map(([err, reply]) => [err ? (mapError(err) as Error) : null, reply]);
+  }
+
+  /** Maps a failure to reach Redis to `unavailable`; anything else is rethrown unchanged. */
+  async call<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      throw mapError(err);
+    }
+  }
+
+  /**
+   * The keys of room R, in one place because three stores share the room's slot (and history and
+   * presence read each other's keys: see presence_remove.lua). `<p>` is the key prefix:
+   *   <p>{r:R}:meta      hash   seq, epoch                     history-redis.ts
+   *   <p>{r:R}:hist      zset   score seq, member "seq:entry"  history-redis.ts
+   *   <p>{r:R}:dd:<key>  string "seq|epoch|ts"                 history-redis.ts
+   *   <p>{r:R}:pconn     hash   connId → JSON {user, node}     presence-redis.ts
+   *   <p>{r:R}:pcount    hash   userId → connections           presence-redis.ts
+   *   <p>{r:R}:pname     hash   userId → name                  presence-redis.ts
+   *   <p>{r:R}:typing    zset   userId → expiry ms             typing-redis.ts
+   *   <p>{r:R}:tname     hash   userId → name                  typing-redis.ts
+   */
+  roomKeys(room: string) {
+    const tag = `${this.prefix}{r:${escapeTag(room)}}`;
+    return {
+      meta: `${tag}:meta`,
+      hist: `${tag}:hist`,
+      dedupe: (key: string) => `${tag}:dd:${key}`,
+      pconn: `${tag}:pconn`,
+      pcount: `${tag}:pcount`,
+      pname: `${tag}:pname`,
+      typing: `${tag}:typing`,
+      tname: `${tag}:tname`,
+    };
+  }
+
+  /** The hash tag of user U's keys: `<p>{u:U}`. */
+  userTag(userId: string): string {
+    return `${this.prefix}{u:${escapeTag(userId)}}`;
+  }
+
+  /** What this connection has done, for tests and metrics: `pipelines` sent. */
+  get stats(): { readonly pipelines: number } {
+    return { ...this.counters };
+  }
+
+  async ping(): Promise<void> {
+    await this.call(this.redis.ping());
+  }
+
+  async close(): Promise<void> {
+    // QUIT waits for the replies of commands in flight; when Redis is down it could wait for the
+    // reconnect loop, so it is bounded and followed by a hard disconnect.
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([this.redis.quit(), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+    } catch {
+      // Closing a store whose Redis is down is not an error.
+    } finally {
+      clearTimeout(timer);
+      this.redis.disconnect();
+    }
+  }
+}
+
+const PRELUDE = 'prelude';
+const SCRIPTS = readdirSync(new URL('./redis/', import.meta.url))
+  .filter((f) => f.endsWith('.lua') && f !== `${PRELUDE}.lua`)
+  .map((f) => f.slice(0, -'.lua'.length));
+
+/** A script of `shared/redis/` as Redis runs it: the prelude's helpers, then the script. */
+export function scriptSource(name: string): string {
+  const read = (file: string) => readFileSync(new URL(`./redis/${file}.lua`, import.meta.url), 'utf8');
+  return `${read(PRELUDE)}\n${read(name)}`;
+}
+
+function mapError(err: unknown): unknown {
+  return isUnavailable(err) ? new RtError('unavailable', `redis: ${(err as Error).message}`) : err;
+}
+
+/** Replies that mean "this Redis cannot serve now", as opposed to a bug in a script or a call. */
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|OOM|NOREPLICAS|MISCONF)\b/;
+
+function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  // Replies from the server are ReplyErrors; everything else ioredis throws is about the connection
+  // (closed, timed out, MaxRetriesPerRequestError, not writeable).
+  if (err.name !== 'ReplyError') return true;
+  return UNAVAILABLE_REPLIES.test(err.message);
+}
+
+/**
+ * Room names and user ids go inside a hash tag (`{r:…}`, `{u:…}`); a `}` would end the tag early,
+ * which could make two rooms' keys meet and would put user "a}b" in user "a"'s slot, so `%`, `{`
+ * and `}` are percent-escaped (an injective mapping).
+ */
+function escapeTag(s: string): string {
+  return s.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Users from a flat reply `id, name, id, name, …`. */
+export function usersOf(flat: string[]): User[] {
+  const users: User[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) users.push({ id: flat[i]!, name: flat[i + 1]! });
+  return users;
+}

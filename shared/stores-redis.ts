@@ -1,0 +1,38 @@
+import { HistoryRedis } from './history-redis.ts';
+import { NotificationsRedis } from './notifications-redis.ts';
+import { PresenceRedis } from './presence-redis.ts';
+import { RedisConnection, type RedisConnectionOptions } from './redis-connection.ts';
+import { SessionsRedis } from './sessions-redis.ts';
+import { storeOptions, type StoreOptions, type Stores } from './stores.ts';
+import { TicketsRedis } from './tickets-redis.ts';
+import { TypingRedis } from './typing-redis.ts';
+
+export interface RedisStoresOptions extends Partial<StoreOptions>, RedisConnectionOptions {}
+
+/** The Redis bundle, with its connection reachable (for tests: `stats`). */
+export interface RedisStores extends Stores {
+  readonly connection: RedisConnection;
+}
+
+/**
+ * The stores of the cluster: every port on one Redis (standalone; every script touches one hash
+ * tag, so they are ready for Cluster), over one shared connection with the scripts of
+ * `shared/redis/` loaded. Each call is one round trip (a bulk `notificationsAdd`: one per 500
+ * users). Failure behaviour: see `RedisConnection`.
+ */
+export function redisStores(redisUrl: string, opts: RedisStoresOptions = {}): RedisStores {
+  const { keyPrefix, commandTimeoutMs, ...rest } = opts;
+  const o = storeOptions(rest);
+  const connection = new RedisConnection(redisUrl, { keyPrefix, commandTimeoutMs });
+  return {
+    connection,
+    history: new HistoryRedis(connection, o),
+    presence: new PresenceRedis(connection, { ttlMs: o.historyTtlMs }),
+    sessions: new SessionsRedis(connection),
+    typing: new TypingRedis(connection),
+    notifications: new NotificationsRedis(connection, o),
+    tickets: new TicketsRedis(connection),
+    ping: () => connection.ping(),
+    close: () => connection.close(),
+  };
+}
