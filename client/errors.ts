@@ -17,6 +17,8 @@ export class RtError extends Error {
   constructor(
     readonly code: ErrorCode | ClientErrorCode,
     message: string,
+    /** With `overloaded`: when the server said to try again. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }

@@ -146,6 +146,7 @@ export class RtClient extends Emitter<ClientEvents> {
       maxQueue: this.#cfg.maxQueue,
       retryDelay: (attempt) => this.#retryDelay(attempt),
       wake: () => this.#flush(),
+      random: this.#cfg.random,
     });
     // The rooms' view of the client, so that none of this is public API.
     // eslint-disable-next-line @typescript-eslint/no-this-alias

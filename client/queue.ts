@@ -10,8 +10,10 @@
  *   `maxQueue` requests already wait, `disconnected` when the connection was lost while it was in
  *   flight and it is not safe to send twice, or whatever `rejectAll` is given.
  * - A request marked `retry` is sent again, unchanged except for its id, after a connection loss
- *   or an `unavailable` or `rate_limited` answer (after a backoff delay). Only idempotent requests
- *   are marked so (a publish carries its `cid`).
+ *   or an `unavailable` or `rate_limited` answer (after a backoff delay), or an `overloaded` answer
+ *   (after the server's `retryAfterMs`, with jitter, so that the refused do not all come back in
+ *   the same millisecond). Only idempotent requests are marked so (a publish carries its `cid`).
+ *   A request without `retry` fails with the `overloaded` error, which carries `retryAfterMs`.
  * - Internal requests (`sendNow`) are never queued, never retried and have no timeout of their
  *   own: they fail with `disconnected` when the connection goes. The SDK's own bookkeeping (join,
  *   history for gap filling) uses them and starts over after a reconnect.
@@ -40,6 +42,8 @@ export interface QueueOptions {
   retryDelay(attempt: number): number;
   /** Called when a request is back in the waiting list and may be sent. */
   wake(): void;
+  /** A number in [0, 1) for the jitter added to an `overloaded` answer's `retryAfterMs`. */
+  random?(): number;
 }
 
 export interface AddOptions {
@@ -52,7 +56,7 @@ export interface AddOptions {
 export class RequestQueue {
   #waiting: Entry[] = [];
   #inFlight = new Map<number, Entry>();
-  /** Answered `unavailable` or `rate_limited`, waiting out a delay before they wait to be sent again. */
+  /** Answered `unavailable`, `rate_limited` or `overloaded`, waiting out a delay before they wait to be sent again. */
   #backingOff = new Set<Entry>();
   #order = 0;
   #nextId = 0;
@@ -146,18 +150,23 @@ export class RequestQueue {
       return true;
     }
     const code = String(frame.code ?? 'internal') as RtError['code'];
-    if ((code === 'unavailable' || code === 'rate_limited') && entry.retry) {
+    const hint = code === 'overloaded' ? retryAfter(frame) : undefined;
+    if ((code === 'unavailable' || code === 'rate_limited' || code === 'overloaded') && entry.retry) {
+      // The server's hint, not the exponential backoff: an overload is refused in milliseconds and
+      // clears as fast; growing the delay per attempt would leave capacity idle.
+      const delay = hint !== undefined ? hint * (1 + (this.opts.random ?? Math.random)() / 2) : this.opts.retryDelay(entry.attempts);
+      entry.attempts++;
       this.#backingOff.add(entry);
       entry.retryTimer = setTimeout(() => {
         entry.retryTimer = undefined;
         this.#backingOff.delete(entry);
         this.#putBack(entry);
         this.opts.wake();
-      }, this.opts.retryDelay(entry.attempts++));
+      }, delay);
       return true;
     }
     this.#settled(entry);
-    entry.reject(new RtError(code, String(frame.message ?? code)));
+    entry.reject(new RtError(code, String(frame.message ?? code), hint));
     return true;
   }
 
@@ -217,6 +226,12 @@ export class RequestQueue {
     if (entry.retryTimer !== undefined) clearTimeout(entry.retryTimer);
     entry.timer = entry.retryTimer = undefined;
   }
+}
+
+/** The `retryAfterMs` of an `overloaded` answer; 100 ms if the server gave none. */
+function retryAfter(frame: Frame): number {
+  const ms = frame.retryAfterMs;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 60_000) : 100;
 }
 
 /**

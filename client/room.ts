@@ -351,7 +351,7 @@ export class Room extends Emitter<RoomEvents> {
     if (err.code === 'disconnected') return; // joined again after the reconnect
     this.#status = 'left';
     if (!this.#wanted) return;
-    if (err.code === 'unavailable' || err.code === 'internal' || err.code === 'rate_limited') {
+    if (err.code === 'unavailable' || err.code === 'internal' || err.code === 'rate_limited' || err.code === 'overloaded') {
       this.#later(() => {
         if (this.#wanted && this.#status === 'left' && this.host.online) this.#sendJoin();
       }, this.#joinAttempts++);

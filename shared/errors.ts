@@ -18,6 +18,19 @@ export class RtError extends Error {
   }
 }
 
+/**
+ * The server is at an in-flight limit and did not start the request: safe to send again after
+ * `retryAfterMs` (a publish with the same cid).
+ */
+export class OverloadedError extends RtError {
+  constructor(
+    readonly retryAfterMs: number,
+    message = 'server busy; retry after retryAfterMs',
+  ) {
+    super('overloaded', message);
+  }
+}
+
 /** Maps any thrown value to a code and a message safe to show a client. */
 export function toClientError(err: unknown): { code: ErrorCode; message: string } {
   if (err instanceof RtError) return { code: err.code, message: err.message };
@@ -27,4 +40,9 @@ export function toClientError(err: unknown): { code: ErrorCode; message: string 
 /** An `error` frame, serialized by hand because it is made on hot paths; `room` when it concerns one room. */
 export function errorFrame(id: string | number | undefined, code: ErrorCode, message: string, room?: string): string {
   return `{"type":"error"${id === undefined ? '' : `,"id":${JSON.stringify(id)}`},"code":"${code}","message":${JSON.stringify(message)}${room === undefined ? '' : `,"room":${JSON.stringify(room)}`}}`;
+}
+
+/** An `overloaded` error frame with its retry hint (hot path under overload: built by hand). */
+export function overloadedFrame(id: string | number | undefined, retryAfterMs: number, message: string): string {
+  return `{"type":"error"${id === undefined ? '' : `,"id":${JSON.stringify(id)}`},"code":"overloaded","message":${JSON.stringify(message)},"retryAfterMs":${Math.max(0, Math.round(retryAfterMs))}}`;
 }

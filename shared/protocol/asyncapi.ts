@@ -195,11 +195,15 @@ frame does not define are ignored, so clients and servers can add optional field
 \`error\` and the connection stays open. \`publish\`, \`typing\`, \`history\` and \`presence\` require
 membership of the room (\`not_member\` otherwise). A connection sending requests faster than its
 rate limit (default 20 a second, bursts of 40) gets \`rate_limited\`; sustained abuse closes it with 1008.
+A connection with more requests in flight than its window (default 64), or a gateway with more than
+its own window in flight towards the workers, gets \`overloaded\` at once, with \`retryAfterMs\`: the
+request was not started (nothing stored), so sending it again after that delay (a \`publish\` with the
+same \`cid\`) is safe. No request waits out the server's request timeout because a queue grew.
 
 ## Ordering and delivery guarantees
 - Each room has one sequence: \`seq\` rises by exactly 1 per accepted message, starting at 1.
 - A \`publish\` is acknowledged only after the message is stored in the room's history. Retrying a
-  \`publish\` with the same \`cid\` (e.g. after \`unavailable\` or a reconnect) never stores it twice.
+  \`publish\` with the same \`cid\` (e.g. after \`unavailable\`, \`overloaded\` or a reconnect) never stores it twice.
 - Every connected member receives the room's messages in \`seq\` order. A client that sees a gap (a
   \`seq\` more than one above the last it had) fills it with \`history\` \`after\` its last seq.
 - History keeps at least the last N messages per room (default 1000) for a configurable time (default

@@ -12,6 +12,12 @@ export const ERROR_CODES = {
   rate_limited: { status: 429, description: 'Too many requests.', client: 'Slow down, retry later.' },
   too_large: { status: 413, description: 'A field or body is over its limit.', client: 'Send less.' },
   unauthorized: { status: 401, description: 'Missing, bad or expired credentials.', client: 'Get new credentials.' },
+  overloaded: {
+    status: 503,
+    description:
+      'The server is at its in-flight limit (per connection or per gateway) and refused the request at once, without starting it: nothing was stored. `retryAfterMs` says when to try again.',
+    client: 'Retry after `retryAfterMs` (publish with the same cid); the SDK does this.',
+  },
   unavailable: { status: 503, description: 'A backend is down or did not answer in time.', client: 'Retry with backoff (publish with the same cid).' },
   internal: { status: 500, description: 'A bug on our side.', client: 'Retry with backoff; report it.' },
 } as const;

@@ -313,6 +313,9 @@ export const ErrorFrame = Type.Object(
     id: Type.Optional(describe(RequestId, 'The `id` of the request that failed; absent for unsolicited errors and for frames whose id was unreadable.')),
     code: ErrorCodeSchema,
     message: Type.String({ description: 'What went wrong, for people (e.g. `/room: Expected string to match ...`).' }),
+    retryAfterMs: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'With `overloaded`: milliseconds to wait before sending the request again (the same `cid` for a publish).' }),
+    ),
     room: Type.Optional(
       describe(
         RoomName,

@@ -104,8 +104,8 @@ export class FakeWebSocket {
     this.receive({ type: 'reply', id: request.id, ...fields });
   }
 
-  error(request: Frame, code: string, message = code): void {
-    this.receive({ type: 'error', id: request.id, code, message });
+  error(request: Frame, code: string, message = code, fields: Record<string, unknown> = {}): void {
+    this.receive({ type: 'error', id: request.id, code, message, ...fields });
   }
 }
 

@@ -208,6 +208,37 @@ describe('publish retries', () => {
     expect(ws.requests('direct')).toHaveLength(1);
   });
 
+  it('a publish refused with overloaded is sent again after retryAfterMs, not the backoff, with the same cid', async () => {
+    // random 0.5: the jitter adds a quarter of the hint; the exponential backoff would wait 250+ ms.
+    const client = makeClient({ random: () => 0.5 });
+    const ws = await online(client);
+    const room = await joined(client, 'lobby');
+    const p = room.publish('hello', { cid: 'c-1' });
+    await tick();
+    ws.error(ws.lastRequest('publish'), 'overloaded', 'server busy', { retryAfterMs: 20 });
+    await vi.advanceTimersByTimeAsync(24);
+    expect(ws.requests('publish')).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ws.requests('publish').map((f) => f.cid)).toEqual(['c-1', 'c-1']);
+    // Overloaded again: the same short wait, not a growing one.
+    ws.error(ws.lastRequest('publish'), 'overloaded', 'server busy', { retryAfterMs: 20 });
+    await vi.advanceTimersByTimeAsync(25);
+    expect(ws.requests('publish').map((f) => f.cid)).toEqual(['c-1', 'c-1', 'c-1']);
+    ws.reply(ws.lastRequest('publish'), { room: 'lobby', seq: 3, ts: 't' });
+    await expect(p).resolves.toEqual({ room: 'lobby', seq: 3, ts: 't', cid: 'c-1' });
+  });
+
+  it('a direct message refused with overloaded fails with the hint (it is not retried)', async () => {
+    const client = makeClient();
+    const ws = await online(client);
+    const dm = client.direct('bob', 'hi');
+    await tick();
+    ws.error(ws.lastRequest('direct'), 'overloaded', 'server busy', { retryAfterMs: 40 });
+    await expect(dm).rejects.toMatchObject({ code: 'overloaded', retryAfterMs: 40 });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(ws.requests('direct')).toHaveLength(1);
+  });
+
   it('other errors reject with the server code and message', async () => {
     const client = makeClient();
     const ws = await online(client);
