@@ -33,12 +33,22 @@
  *   stay short and synchronous (the gateway's is one uWS topic publish);
  * - here: request handlers are asynchronous, so the backlog would move into our heap as promises.
  *   `maxInFlight` bounds the handlers running at once per connection (default 1024); a request
- *   arriving beyond it is dropped unanswered and counted (`stats.droppedRequests`), which the
- *   requester sees as a 'timeout' — the same as a worker that died — while the other members of
- *   the queue group keep serving.
+ *   arriving beyond it is refused at once, unstarted, and counted (`stats.droppedRequests`): the
+ *   requester gets BusError('overloaded') in a round trip instead of waiting out its timeout.
+ *   (A request that came alone, not in a batch, is dropped unanswered as before: it has no way to
+ *   say "overloaded", and the requester sees a 'timeout'.)
+ *
+ * Batching. `request` does not send one NATS message per request: the requests made in one
+ * event-loop turn to one subject go out together (`bus-batch.ts`, at most MAX_BATCH_ENTRIES each)
+ * on `<subject>.batch`, with a reply subject `<this connection's inbox>.<batch number>`; the
+ * serving side answers each batch with the answers finished in one turn, together. The queue
+ * group hands each batch to one member. Timeouts stay per request (one timer per batch, re-armed
+ * for the earliest deadline left); a batch nobody serves gets one no-responders status (503) on
+ * its reply subject, which fails every request of that batch with 'no_responders'.
  */
 import {
   connect,
+  createInbox,
   headers,
   Events,
   ErrorCode,
@@ -49,6 +59,35 @@ import {
 } from 'nats';
 import type { Logger } from './log.ts';
 import { BusError, type Bus, type BusSubscription, type RequestHandler } from './bus.ts';
+import { AnswerStatus, BatchWriter, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, readAnswers, readRequests } from './bus-batch.ts';
+
+/** Batches of requests to subject S travel on `S.batch`. */
+const BATCH_SUFFIX = '.batch';
+
+/** A request sent (or about to be) and not settled yet. */
+interface Waiting {
+  resolve(data: Uint8Array): void;
+  reject(err: BusError): void;
+  /** performance.now() after which it fails with 'timeout'. */
+  deadline: number;
+  timeoutMs: number;
+  subject: string;
+  /** Number of the batch it went out in; 0 while it waits to be sent. */
+  batch: number;
+}
+
+/** Requests to one subject gathered during this turn. */
+interface Outgoing {
+  writer: BatchWriter;
+  ids: number[];
+}
+
+/** A batch sent and not fully answered. */
+interface SentBatch {
+  ids: number[];
+  left: number;
+  timer: NodeJS.Timeout | undefined;
+}
 
 /** Header on a reply whose handler threw; its value names the failure kind. */
 export const ERROR_HEADER = 'rt-error';
@@ -81,6 +120,7 @@ export interface NatsBusStats {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const EMPTY = new Uint8Array(0);
 
 export class NatsBus implements Bus {
   readonly stats: NatsBusStats = { droppedPublishes: 0, droppedRequests: 0, handlerErrors: 0, listenerErrors: 0, disconnects: 0 };
@@ -91,10 +131,19 @@ export class NatsBus implements Bus {
   #connected = true;
   #closed = false;
   #draining: Promise<void> | undefined;
-  /** Rejecters of this connection's requests in flight, to fail them on disconnect or close. */
-  readonly #pending = new Set<(err: BusError) => void>();
   readonly #serving = new Set<Subscription>();
   readonly #inFlight = new Set<Promise<void>>();
+  /** This connection's requests not settled yet, by id; failed all at once on disconnect or close. */
+  readonly #waiting = new Map<number, Waiting>();
+  readonly #outgoing = new Map<string, Outgoing>();
+  readonly #sent = new Map<number, SentBatch>();
+  #nextId = 0;
+  #nextBatch = 0;
+  #flushScheduled = false;
+  /** Answers of batched requests finished this turn, by reply subject. */
+  readonly #answers = new Map<string, BatchWriter>();
+  #answersScheduled = false;
+  readonly #inbox: string;
 
   static async connect(servers: string, opts: NatsBusOptions = {}): Promise<NatsBus> {
     const nc = await connect({
@@ -120,6 +169,8 @@ export class NatsBus implements Bus {
     this.#log = opts.logger;
     this.#maxInFlight = opts.maxInFlight ?? 1024;
     this.#drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
+    this.#inbox = createInbox();
+    nc.subscribe(`${this.#inbox}.*`, { callback: (err, msg) => (err ? this.#log?.error({ err }, 'nats inbox error') : this.#onAnswers(msg)) });
     void this.#watchStatus();
     void nc.closed().then((err) => {
       this.#markClosed();
@@ -184,11 +235,24 @@ export class NatsBus implements Bus {
         this.#run(handler, msg);
       },
     });
+    const batchSub = this.#nc.subscribe(subject + BATCH_SUFFIX, {
+      queue,
+      callback: (err, msg) => {
+        if (err) {
+          this.#log?.error({ err, subject }, 'nats subscription error');
+          return;
+        }
+        this.#serveBatch(handler, msg);
+      },
+    });
     this.#serving.add(sub);
+    this.#serving.add(batchSub);
     return {
       unsubscribe: () => {
         this.#serving.delete(sub);
+        this.#serving.delete(batchSub);
         sub.unsubscribe();
+        batchSub.unsubscribe();
       },
     };
   }
@@ -197,25 +261,169 @@ export class NatsBus implements Bus {
     if (this.#closed) return Promise.reject(new BusError('closed', 'bus is closed'));
     if (!this.#connected) return Promise.reject(new BusError('disconnected', `not connected to NATS (request on ${subject})`));
     return new Promise<Uint8Array>((resolve, reject) => {
-      this.#pending.add(reject);
-      const done = () => this.#pending.delete(reject);
-      // nats.js treats a timeout of 0 as its 1 s default and rejects fractions below 1.
-      this.#nc.request(subject, data, { timeout: Math.max(1, Math.ceil(timeoutMs)) }).then(
-        (msg) => {
-          done();
-          if (msg.headers?.has(ERROR_HEADER)) {
-            reject(new BusError('handler', `handler failed on ${subject}: ${decoder.decode(msg.data)}`));
-          } else {
-            resolve(msg.data);
-          }
-        },
-        (err: unknown) => {
-          done();
-          reject(toBusError(err, subject, timeoutMs));
-        },
-      );
+      // Ids are per connection; wrapping after 2^32 requests is harmless (the old one settled long ago).
+      this.#nextId = (this.#nextId + 1) >>> 0;
+      const id = this.#nextId;
+      this.#waiting.set(id, { resolve, reject, deadline: performance.now() + timeoutMs, timeoutMs, subject, batch: 0 });
+      let out = this.#outgoing.get(subject);
+      if (!out) {
+        out = { writer: new BatchWriter(), ids: [] };
+        this.#outgoing.set(subject, out);
+      }
+      out.writer.request(id, data);
+      out.ids.push(id);
+      if (out.ids.length >= MAX_BATCH_ENTRIES || out.writer.size >= MAX_BATCH_BYTES) this.#sendBatch(subject, out);
+      else if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        // The check phase, right after the poll phase that read this turn's client frames.
+        setImmediate(this.#flushRequests);
+      }
     });
   }
+
+  readonly #flushRequests = (): void => {
+    this.#flushScheduled = false;
+    for (const [subject, out] of this.#outgoing) if (out.ids.length > 0) this.#sendBatch(subject, out);
+  };
+
+  #sendBatch(subject: string, out: Outgoing): void {
+    const ids = out.ids;
+    out.ids = [];
+    const data = out.writer.take();
+    if (this.#closed || !this.#connected) {
+      const err = this.#closed ? new BusError('closed', 'bus is closed') : new BusError('disconnected', `not connected to NATS (request on ${subject})`);
+      for (const id of ids) this.#settle(id)?.reject(err);
+      return;
+    }
+    this.#nextBatch = (this.#nextBatch + 1) >>> 0;
+    const no = this.#nextBatch;
+    const batch: SentBatch = { ids, left: ids.length, timer: undefined };
+    this.#sent.set(no, batch);
+    for (const id of ids) this.#waiting.get(id)!.batch = no;
+    this.#armTimeout(no, batch);
+    try {
+      this.#nc.publish(subject + BATCH_SUFFIX, data, { reply: `${this.#inbox}.${no}` });
+    } catch (err) {
+      const e = toBusError(err, subject, 0);
+      for (const id of ids) this.#settle(id)?.reject(e instanceof BusError ? e : new BusError('disconnected', String(err)));
+    }
+  }
+
+  /** One timer per batch, at the earliest deadline of its requests still waiting. */
+  #armTimeout(no: number, batch: SentBatch): void {
+    let first = Infinity;
+    for (const id of batch.ids) {
+      const w = this.#waiting.get(id);
+      if (w && w.batch === no && w.deadline < first) first = w.deadline;
+    }
+    if (first === Infinity) {
+      this.#sent.delete(no);
+      return;
+    }
+    batch.timer = setTimeout(
+      () => {
+        batch.timer = undefined;
+        const now = performance.now();
+        for (const id of batch.ids) {
+          const w = this.#waiting.get(id);
+          if (w && w.batch === no && w.deadline <= now) {
+            this.#settle(id);
+            w.reject(new BusError('timeout', `no answer on ${w.subject} within ${w.timeoutMs} ms`));
+          }
+        }
+        if (this.#sent.has(no)) this.#armTimeout(no, batch);
+      },
+      Math.max(1, Math.ceil(first - performance.now())),
+    );
+  }
+
+  /** Forgets request `id` (and its batch once every request of it is settled); returns it if it was waiting. */
+  #settle(id: number): Waiting | undefined {
+    const w = this.#waiting.get(id);
+    if (!w) return undefined;
+    this.#waiting.delete(id);
+    const batch = w.batch === 0 ? undefined : this.#sent.get(w.batch);
+    if (batch && --batch.left === 0) {
+      clearTimeout(batch.timer);
+      this.#sent.delete(w.batch);
+    }
+    return w;
+  }
+
+  #onAnswers(msg: Msg): void {
+    const no = Number(msg.subject.slice(this.#inbox.length + 1));
+    if (msg.data.length === 0 && msg.headers?.code === 503) {
+      const batch = this.#sent.get(no);
+      for (const id of batch?.ids ?? []) {
+        const w = this.#settle(id);
+        w?.reject(new BusError('no_responders', `no responders on ${w.subject}`));
+      }
+      return;
+    }
+    const ok = readAnswers(msg.data, (id, status, payload) => {
+      const w = this.#settle(id);
+      if (!w) return; // timed out already
+      if (status === AnswerStatus.Ok) w.resolve(payload);
+      else if (status === AnswerStatus.Overloaded) w.reject(new BusError('overloaded', `the server of ${w.subject} is at its in-flight limit`));
+      else w.reject(new BusError('handler', `handler failed on ${w.subject}: ${decoder.decode(payload)}`));
+    });
+    if (!ok) this.#log?.warn({ subject: msg.subject }, 'malformed answer batch');
+  }
+
+  /** Runs each request of a batch (or refuses it past `maxInFlight`); answers go out per turn. */
+  #serveBatch(handler: RequestHandler, msg: Msg): void {
+    const reply = msg.reply;
+    if (!reply) return;
+    const ok = readRequests(msg.data, (id, payload) => {
+      if (this.#inFlight.size >= this.#maxInFlight) {
+        if (this.stats.droppedRequests++ % 1000 === 0) {
+          this.#log?.warn({ subject: msg.subject, inFlight: this.#inFlight.size, refused: this.stats.droppedRequests }, 'bus overloaded: request refused');
+        }
+        this.#answer(reply, id, AnswerStatus.Overloaded, EMPTY);
+        return;
+      }
+      const p: Promise<void> = (async () => handler(payload))()
+        .then(
+          (answer) => this.#answer(reply, id, AnswerStatus.Ok, answer),
+          (err: unknown) => {
+            this.stats.handlerErrors++;
+            this.#log?.error({ err, subject: msg.subject }, 'bus handler failed');
+            const text = err instanceof Error ? err.message : String(err);
+            this.#answer(reply, id, AnswerStatus.HandlerFailed, encoder.encode(text.slice(0, MAX_ERROR_BODY)));
+          },
+        )
+        .finally(() => this.#inFlight.delete(p));
+      this.#inFlight.add(p);
+    });
+    if (!ok) this.#log?.warn({ subject: msg.subject }, 'malformed request batch');
+  }
+
+  #answer(reply: string, id: number, status: AnswerStatus, payload: Uint8Array): void {
+    let w = this.#answers.get(reply);
+    if (!w) {
+      w = new BatchWriter(1024);
+      this.#answers.set(reply, w);
+    }
+    w.answer(id, status, payload);
+    if (!this.#answersScheduled) {
+      this.#answersScheduled = true;
+      setImmediate(this.#flushAnswers);
+    }
+  }
+
+  readonly #flushAnswers = (): void => {
+    this.#answersScheduled = false;
+    for (const [reply, w] of this.#answers) {
+      try {
+        this.#nc.publish(reply, w.take());
+      } catch (err) {
+        // Closed or disconnected meanwhile: the requesters time out, as if this worker had died.
+        this.#log?.warn({ err, reply }, 'bus answers lost');
+      }
+    }
+    // One writer per requesting batch: forget them, or the map grows with every batch served.
+    this.#answers.clear();
+  };
 
   async flush(): Promise<void> {
     if (this.#closed) throw new BusError('closed', 'bus is closed');
@@ -248,6 +456,8 @@ export class NatsBus implements Bus {
     const graceful = (async () => {
       await Promise.allSettled([...this.#serving].map((s) => s.drain()));
       while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+      // Answers of the last handlers are waiting for the end of the turn: send them before the drain.
+      this.#flushAnswers();
       if (!this.#nc.isClosed()) await this.#nc.drain();
       return 'drained' as const;
     })().catch((err: unknown) => {
@@ -326,9 +536,15 @@ export class NatsBus implements Bus {
   }
 
   #failPending(err: BusError): void {
-    const pending = [...this.#pending];
-    this.#pending.clear();
-    for (const reject of pending) reject(err);
+    const waiting = [...this.#waiting.values()];
+    this.#waiting.clear();
+    for (const batch of this.#sent.values()) clearTimeout(batch.timer);
+    this.#sent.clear();
+    for (const out of this.#outgoing.values()) {
+      out.ids = [];
+      out.writer.take();
+    }
+    for (const w of waiting) w.reject(err);
   }
 
   #assertOpen(): void {

@@ -35,7 +35,11 @@ export interface BusSubscription {
   unsubscribe(): void;
 }
 
-export type BusErrorKind = 'timeout' | 'no_responders' | 'disconnected' | 'handler' | 'closed';
+/**
+ * `overloaded`: the serving side was at its in-flight limit and refused the request at once,
+ * without starting it (so it is safe to send again).
+ */
+export type BusErrorKind = 'timeout' | 'no_responders' | 'disconnected' | 'handler' | 'closed' | 'overloaded';
 
 export class BusError extends Error {
   override readonly name = 'BusError';

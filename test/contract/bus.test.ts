@@ -179,7 +179,14 @@ function busContract(name: string, makePair: () => Promise<Pair>): void {
       b.serve(subject, 'workers', member('b'));
       await Promise.all([a.flush(), b.flush()]);
       const n = 200;
-      const answers = await Promise.all(Array.from({ length: n }, (_, i) => a.request(subject, bytes(`r${i}`), 5000)));
+      // Requests of one event-loop turn may travel to one member together (NatsBus batches them):
+      // spread them over 20 turns, so that the member chosen can differ.
+      const pending: Promise<Uint8Array>[] = [];
+      for (let i = 0; i < n; i++) {
+        if (i % 10 === 0) await new Promise((r) => setImmediate(r));
+        pending.push(a.request(subject, bytes(`r${i}`), 5000));
+      }
+      const answers = await Promise.all(pending);
       answers.forEach((ans, i) => expect(text(ans)).toMatch(new RegExp(`^[ab]:r${i}$`)));
       expect(handled.size).toBe(n);
       expect([...handled.values()].every((c) => c === 1)).toBe(true);
@@ -376,5 +383,60 @@ describe('NatsBus while the server is down', () => {
     expect(a.connected).toBe(true);
     expect(b.connected).toBe(true);
     expect(a.stats.disconnects).toBe(1);
+  });
+});
+
+describe('NatsBus batching and overload', () => {
+  let a: NatsBus;
+  let b: NatsBus;
+  let c: NatsBus;
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close(), c?.close()]);
+  });
+
+  it('overloaded: past maxInFlight a request is refused at once, unstarted; the others are answered', async () => {
+    a = await NatsBus.connect(nats.url, { name: 'test-gateway', logger: quiet });
+    b = await NatsBus.connect(nats.url, { name: 'test-worker', logger: quiet, maxInFlight: 3 });
+    const subject = fresh('overload');
+    const g = gate();
+    const started: string[] = [];
+    b.serve(subject, 'workers', async (d) => {
+      started.push(text(d));
+      await g.wait;
+      return bytes(`done:${text(d)}`);
+    });
+    await b.flush();
+    // Ten requests in one turn: one batch, three start, seven are refused.
+    const t0 = performance.now();
+    const results = Array.from({ length: 10 }, (_, i) =>
+      a.request(subject, bytes(`r${i}`), 10_000).then(
+        (d) => ({ ok: text(d), ms: performance.now() - t0 }),
+        (err: BusError) => ({ err, ms: performance.now() - t0 }),
+      ),
+    );
+    const refused = await Promise.all(results.slice(3));
+    for (const r of refused) {
+      expect('err' in r && r.err.kind).toBe('overloaded');
+      // In a round trip, not after the 10 s timeout.
+      expect(r.ms).toBeLessThan(2000);
+    }
+    expect(started).toEqual(['r0', 'r1', 'r2']);
+    expect(b.stats.droppedRequests).toBe(7);
+    g.open();
+    expect(await Promise.all(results.slice(0, 3))).toMatchObject([{ ok: 'done:r0' }, { ok: 'done:r1' }, { ok: 'done:r2' }]);
+  });
+
+  it('answers of one batch settle their own requests, whatever order the handlers finish in', async () => {
+    c = await NatsBus.connect(nats.url, { name: 'test-worker-2', logger: quiet });
+    const subject = fresh('order');
+    c.serve(subject, 'workers', async (d) => {
+      const n = Number(text(d));
+      // Later requests finish first.
+      for (let i = 0; i < 20 - n; i++) await new Promise((r) => setImmediate(r));
+      return bytes(`n${n}`);
+    });
+    await c.flush();
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => a.request(subject, bytes(String(i)), 5000)));
+    expect(answers.map(text)).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}`));
   });
 });
