@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from '../tools/cluster.ts';
 import { summarizeProfile } from './profile.ts';
-import { checks, checksTable, cpuTable, regressionsText, resultsTable, type Results, type SavedRun } from './report.ts';
+import { checks, checksTable, cpuPerDeliveryTable, cpuTable, regressionsText, resultsTable, type Results, type SavedRun } from './report.ts';
 import { until } from './loadgen/measure.ts';
 import { FULL, NotImplemented, QUICK, idleScenario, roomScenarios, roomsScenarios, type Context, type Figures, type PhaseProfiler, type ScenarioParams } from './scenarios.ts';
 import { TARGET_NAMES, describeTarget, pinTo, roles, startTarget, tasksetAvailable, type Target, type TargetName, type TargetOptions } from './targets.ts';
@@ -317,6 +317,12 @@ Deliveries are \`message\` frames received by the load generator, every member c
 ${cpuTable(saved)}
 
 "Other" is the machine's busy time not charged to the load generator or the target: processes that are neither (other people's test runs) and kernel network work done outside any process (a few % when the machine is otherwise idle). ⚠ on the load generator: it used ≥ 90 % of its core, so that figure may be the client's limit rather than the server's. ⚠ on other: ≥ 30 % of a core went elsewhere, so the run was disturbed.
+
+## CPU-µs per delivered message, by role (median)
+
+${cpuPerDeliveryTable(saved)}
+
+CPU time of each role's processes during the measured phase divided by the messages delivered meanwhile (every member counted). In D a publish is delivered to ${p.roomSize} members, so its cost per publish is ${p.roomSize}× these figures. Time spent waiting for the shared core is not CPU time: these are the work each role does, whatever the contention.
 
 ## Targets of the issue
 

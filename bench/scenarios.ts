@@ -27,7 +27,7 @@ import { request } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SignJWT } from 'jose';
 import { BenchClient, COUNT_CAPTURE, Counters, type Endpoint } from './loadgen/protocols.ts';
-import { CpuMeter, Latencies, forEachLimit, openMany, rssBytes as rssOf, settleFrames, settleServer, sleep, sourceAddress, until, untilStalled } from './loadgen/measure.ts';
+import { CpuMeter, Latencies, RoleCpuMeter, forEachLimit, openMany, rssBytes as rssOf, settleFrames, settleServer, sleep, sourceAddress, until, untilStalled } from './loadgen/measure.ts';
 import { API_KEY, JWT_SECRET, OURS, collectGarbage, type Target } from './targets.ts';
 
 export interface ScenarioParams {
@@ -127,7 +127,9 @@ export async function roomScenarios(ctx: Context, want: { A: boolean; B: boolean
     ctx.log(`  joined in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     for (const c of clients) c.capture = COUNT_CAPTURE;
     const publisher = clients[0]!;
-    publisher.capture = 64;
+    // Enough for the id, code and retryAfterMs of an `overloaded` answer.
+    publisher.capture = 96;
+    publisher.trackPublishes(4096);
     publisher.conn.batchWrites = true;
     const figures: Figures = {};
     if (want.A) {
@@ -204,11 +206,15 @@ async function fanout(ctx: Context, counters: Counters, clients: BenchClient[], 
   publisher.conn.socket.uncork();
   await sleep(p.warmupMs);
   const m0 = counters.messages;
+  const refused0 = refusals(counters);
   const meter = new CpuMeter(target.pids).start();
+  const roleMeter = new RoleCpuMeter(target.rolePids).start();
   ctx.profiler?.start();
   await sleep(p.measureMs);
   const m1 = counters.messages;
   const cpu = meter.read();
+  const perRole = cpuPerDelivery(roleMeter.read(), m1 - m0);
+  const refused = refusalsSince(counters, refused0);
   await ctx.profiler?.stop(`A-window-${window}`);
   running = false;
   await untilStalled(() => outstanding === 0 && counters.messages - start >= published * members, () => counters.messages + counters.replies);
@@ -219,9 +225,11 @@ async function fanout(ctx: Context, counters: Counters, clients: BenchClient[], 
   const rate = (m1 - m0) / cpu.seconds;
   ctx.log(
     `  A window ${window}: ${fmtRate(rate)} deliveries/s, ${(delivered * 100).toFixed(2)} % delivered, loadgen ${cpu.loadgen.toFixed(0)} % CPU, server ${cpu.server.toFixed(0)} %, other ${cpu.other.toFixed(0)} %` +
-      (counters.errors > errors0 ? `, ${counters.errors - errors0} errors (${publisher.lastError})` : ''),
+      (counters.errors > errors0 ? `, ${counters.errors - errors0} errors (${publisher.lastError})` : '') +
+      describeRefusals(refused) +
+      describeRoles(perRole),
   );
-  return { rate, delivered, lg: cpu.loadgen, srv: cpu.server, oth: cpu.other, errors: counters.errors - errors0 };
+  return { rate, delivered, lg: cpu.loadgen, srv: cpu.server, oth: cpu.other, errors: counters.errors - errors0, ...refused, ...perRole };
 }
 
 /** One publish every 1/rate s for `latencyMs`; every member records its latency. */
@@ -386,7 +394,8 @@ async function manyRooms(ctx: Context, counters: Counters, clients: BenchClient[
     const pub = clients[i]!;
     const room = roomOf(i);
     pub.conn.batchWrites = true;
-    pub.capture = 64;
+    pub.capture = 96;
+    pub.trackPublishes(64);
     const echo0 = pub.messages;
     let mine = 0;
     let outstanding = 0;
@@ -416,11 +425,15 @@ async function manyRooms(ctx: Context, counters: Counters, clients: BenchClient[
   const errors0 = counters.errors;
   await sleep(p.warmupMs);
   const m0 = counters.messages;
+  const refused0 = refusals(counters);
   const meter = new CpuMeter(target.pids).start();
+  const roleMeter = new RoleCpuMeter(target.rolePids).start();
   ctx.profiler?.start();
   await sleep(p.measureMs);
   const m1 = counters.messages;
   const cpu = meter.read();
+  const perRole = cpuPerDelivery(roleMeter.read(), m1 - m0);
+  const refused = refusalsSince(counters, refused0);
   await ctx.profiler?.stop('D');
   running = false;
   await untilStalled(() => publishers.every((x) => x.idle()) && counters.messages - start >= published * p.roomSize, () => counters.messages + counters.replies);
@@ -430,9 +443,42 @@ async function manyRooms(ctx: Context, counters: Counters, clients: BenchClient[
   const delivered = (counters.messages - start) / (published * p.roomSize);
   ctx.log(
     `  D ${p.rooms} rooms × ${p.roomSize}: ${fmtRate(rate)} deliveries/s, ${(delivered * 100).toFixed(2)} % delivered, loadgen ${cpu.loadgen.toFixed(0)} % CPU, server ${cpu.server.toFixed(0)} %, other ${cpu.other.toFixed(0)} %` +
-      (counters.errors > errors0 ? `, ${counters.errors - errors0} errors (last: ${lastError(clients)})` : ''),
+      (counters.errors > errors0 ? `, ${counters.errors - errors0} errors (last: ${lastError(clients)})` : '') +
+      describeRefusals(refused) +
+      describeRoles(perRole),
   );
-  return { rate, delivered, lg: cpu.loadgen, srv: cpu.server, oth: cpu.other, errors: counters.errors - errors0 };
+  return { rate, delivered, lg: cpu.loadgen, srv: cpu.server, oth: cpu.other, errors: counters.errors - errors0, ...refused, ...perRole };
+}
+
+/** The refusal counters now, to subtract at the end of a measured phase. */
+function refusals(c: Counters): { n: number; ms: number } {
+  return { n: c.refused, ms: c.refusedMs };
+}
+
+/**
+ * Publishes refused `overloaded` during the measured phase, the mean time to the refusal and the
+ * longest since the start of the scenario (ms; the maximum is not reset per phase).
+ */
+function refusalsSince(c: Counters, before: { n: number; ms: number }): Figures {
+  const n = c.refused - before.n;
+  return { refused: n, refusedMs: n > 0 ? (c.refusedMs - before.ms) / n : 0, refusedMaxMs: c.refusedMaxMs };
+}
+
+function describeRefusals(f: Figures): string {
+  return f.refused ? `, ${f.refused} refused overloaded (mean ${f.refusedMs!.toFixed(1)} ms to the answer, max ${f.refusedMaxMs!.toFixed(0)} ms)` : '';
+}
+
+/** CPU-µs per delivered message of each role, as figures `us.<role>`. */
+function cpuPerDelivery(seconds: Record<string, number>, delivered: number): Figures {
+  const out: Figures = {};
+  if (delivered <= 0) return out;
+  for (const [role, s] of Object.entries(seconds)) out[`us.${role}`] = (s * 1e6) / delivered;
+  return out;
+}
+
+function describeRoles(f: Figures): string {
+  const parts = Object.entries(f).map(([k, v]) => `${k.slice(3)} ${v.toFixed(2)}`);
+  return parts.length ? `; CPU-µs per delivery: ${parts.join(', ')}` : '';
 }
 
 function lastError(clients: BenchClient[]): string {

@@ -73,6 +73,8 @@ export interface Target {
   socketPids(): number[];
   /** Every server-side process (CPU). */
   pids(): number[];
+  /** The server-side processes by role (`gateway`, `worker`, `nats`, `redis`, …), for CPU per role. */
+  rolePids(): Record<string, number[]>;
   /** Our Node processes that can be profiled (with TargetOptions.cpuProfDir). */
   profilePids(): number[];
   /** Node processes running bench/agent.mjs (SIGWINCH: a full garbage collection). */
@@ -177,6 +179,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
         http: local(port),
         socketPids: () => (proc.pid ? [proc.pid] : []),
         pids: () => (proc.pid ? [proc.pid] : []),
+        rolePids: () => ({ server: proc.pid ? [proc.pid] : [] }),
         profilePids: () => [],
         nodePids: () => (proc.pid ? [proc.pid] : []),
         stop: async () => void (await proc.stop(5000)),
@@ -201,6 +204,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
         http: local(port),
         socketPids: () => (proc.pid ? [proc.pid] : []),
         pids: () => (proc.pid ? [proc.pid] : []),
+        rolePids: () => ({ embedded: proc.pid ? [proc.pid] : [] }),
         profilePids: () => (o.cpuProfDir && proc.pid ? [proc.pid] : []),
         nodePids: () => (proc.pid ? [proc.pid] : []),
         // SIGTERM: a clean exit, which is also when --cpu-prof writes its profile.
@@ -225,6 +229,12 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
         http: local(cluster.gateways[0]!.port),
         socketPids: () => cluster.gateways.flatMap((g) => (g.pid ? [g.pid] : [])),
         pids: () => cluster.pids(),
+        rolePids: () => ({
+          gateway: cluster.gateways.flatMap((g) => (g.pid ? [g.pid] : [])),
+          worker: cluster.workers.flatMap((w) => (w.pid ? [w.pid] : [])),
+          nats: cluster.nats.pid ? [cluster.nats.pid] : [],
+          redis: cluster.redis.pid ? [cluster.redis.pid] : [],
+        }),
         profilePids: () => (o.cpuProfDir ? [...cluster.gateways, ...cluster.workers].flatMap((n) => (n.pid ? [n.pid] : [])) : []),
         nodePids: () => [...cluster.gateways, ...cluster.workers].flatMap((n) => (n.pid ? [n.pid] : [])),
         stop: () => cluster.stop(),
@@ -256,6 +266,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
         http: local(ports[0]!),
         socketPids: pids,
         pids: () => [...pids(), ...(redis.pid ? [redis.pid] : [])],
+        rolePids: () => ({ node: pids(), redis: redis.pid ? [redis.pid] : [] }),
         profilePids: () => [],
         nodePids: pids,
         stop: async () => {

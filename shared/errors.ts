@@ -42,7 +42,10 @@ export function errorFrame(id: string | number | undefined, code: ErrorCode, mes
   return `{"type":"error"${id === undefined ? '' : `,"id":${JSON.stringify(id)}`},"code":"${code}","message":${JSON.stringify(message)}${room === undefined ? '' : `,"room":${JSON.stringify(room)}`}}`;
 }
 
-/** An `overloaded` error frame with its retry hint (hot path under overload: built by hand). */
+/**
+ * An `overloaded` error frame with its retry hint (hot path under overload: built by hand). The hint
+ * comes before the message so that a client reading only a frame's first bytes finds it.
+ */
 export function overloadedFrame(id: string | number | undefined, retryAfterMs: number, message: string): string {
-  return `{"type":"error"${id === undefined ? '' : `,"id":${JSON.stringify(id)}`},"code":"overloaded","message":${JSON.stringify(message)},"retryAfterMs":${Math.max(0, Math.round(retryAfterMs))}}`;
+  return `{"type":"error"${id === undefined ? '' : `,"id":${JSON.stringify(id)}`},"code":"overloaded","retryAfterMs":${Math.max(0, Math.round(retryAfterMs))},"message":${JSON.stringify(message)}}`;
 }

@@ -106,6 +106,33 @@ export class CpuMeter {
 }
 
 /**
+ * CPU seconds per role (`gateway`, `worker`, `nats`, `redis`, `embedded`, …) between `start()` and
+ * `read()`, summed over the role's processes: divided by the messages delivered meanwhile it gives
+ * the CPU each role spends per delivery, the figure the capacity model (docs/scaling.md) uses.
+ */
+export class RoleCpuMeter {
+  private before = new Map<string, number>();
+  constructor(private readonly roles: () => Record<string, number[]>) {}
+
+  start(): this {
+    this.before = this.sample();
+    return this;
+  }
+
+  read(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [role, s] of this.sample()) out[role] = Math.max(0, s - (this.before.get(role) ?? 0));
+    return out;
+  }
+
+  private sample(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const [role, pids] of Object.entries(this.roles())) m.set(role, pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0));
+    return m;
+  }
+}
+
+/**
  * Source address of connection `i`: 127.1.x.y spread over `spread` addresses, so that no address
  * needs more than a few hundred ephemeral ports and per-address accounting on the server side sees
  * many clients (as it would in production).

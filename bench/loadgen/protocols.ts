@@ -32,6 +32,11 @@ export class Counters {
   notifications = 0;
   replies = 0;
   errors = 0;
+  /** Publishes answered `overloaded` (each sent again after its `retryAfterMs`). */
+  refused = 0;
+  /** Sum and maximum of the time from sending a publish to its `overloaded` answer (ms). */
+  refusedMs = 0;
+  refusedMaxMs = 0;
 }
 
 /** Receives each latency sample (ms), parsed from the content of a `message`. */
@@ -65,6 +70,8 @@ export const COUNT_CAPTURE = 16;
 const CONTENT_KEY = Buffer.from('"content":"');
 const ID_KEY = Buffer.from('"id":');
 const ERROR_TYPE = Buffer.from('"type":"error"');
+const OVERLOADED = Buffer.from('"code":"overloaded"');
+const RETRY_AFTER = Buffer.from('"retryAfterMs":');
 const M = 0x6d;
 const R = 0x72;
 const E = 0x65;
@@ -96,6 +103,10 @@ export class BenchClient {
   lastError = '';
   private readonly waiters = new Map<number, Waiter>();
   private nextId = 1;
+  /** Publishes by id & mask, with their send time, kept to send again when refused `overloaded`. */
+  private sentFrames: string[] | undefined;
+  private sentAt: Float64Array | undefined;
+  private sentMask = 0;
   private ready: Waiter | undefined;
 
   private constructor(
@@ -163,11 +174,46 @@ export class BenchClient {
     return this.await(id, timeoutMs);
   }
 
+  /**
+   * Keeps the last `size` (a power of two, above the publish window) publishes, so that one answered
+   * `overloaded` is sent again, unchanged but for its id, after the server's `retryAfterMs`, and the
+   * time to the refusal is measured. Without it a refusal counts as an error.
+   */
+  trackPublishes(size: number): void {
+    this.sentFrames = new Array<string>(size).fill('');
+    this.sentAt = new Float64Array(size);
+    this.sentMask = size - 1;
+  }
+
   /** Fire and forget: the acknowledgement calls `onReply`. */
   publish(room: string, content: string): void {
+    if (this.proto === 'rt') this.sendPublish(`,"room":${JSON.stringify(room)},"content":${JSON.stringify(content)}}`);
+    else this.conn.send(`42${this.nextId++}["publish",${JSON.stringify(room)},${JSON.stringify(content)}]`);
+  }
+
+  /** `rest`: the frame after its id. */
+  private sendPublish(rest: string): void {
     const id = this.nextId++;
-    if (this.proto === 'rt') this.conn.send(`{"type":"publish","id":${id},"room":${JSON.stringify(room)},"content":${JSON.stringify(content)}}`);
-    else this.conn.send(`42${id}["publish",${JSON.stringify(room)},${JSON.stringify(content)}]`);
+    if (this.sentFrames) {
+      this.sentFrames[id & this.sentMask] = rest;
+      this.sentAt![id & this.sentMask] = performance.now();
+    }
+    this.conn.send(`{"type":"publish","id":${id}${rest}`);
+  }
+
+  /** An `overloaded` answer to publish `id`: count it, send the publish again after the hint. */
+  private refused(id: number, buf: Buffer, start: number, end: number): void {
+    const slot = id & this.sentMask;
+    const rest = this.sentFrames![slot]!;
+    const ms = performance.now() - this.sentAt![slot]!;
+    this.counters.refused++;
+    this.counters.refusedMs += ms;
+    if (ms > this.counters.refusedMaxMs) this.counters.refusedMaxMs = ms;
+    const at = buf.indexOf(RETRY_AFTER, start);
+    const hint = at >= 0 && at < end ? (leadingInt(buf, at + RETRY_AFTER.length, end) ?? 10) : 10;
+    setTimeout(() => {
+      if (!this.conn.closed) this.sendPublish(rest);
+    }, hint);
   }
 
   close(): void {
@@ -236,6 +282,11 @@ export class BenchClient {
     this.counters.frames++;
     const k = captured > 9 ? buf[start + 9] : 0;
     if (k === M) return this.delivered(buf, start, captured);
+    if (k === E && this.sentFrames) {
+      const at = buf.indexOf(OVERLOADED, start);
+      const id = at >= 0 && at < start + captured ? rtId(buf, start, captured) : undefined;
+      if (id !== undefined && this.sentFrames[id & this.sentMask] !== '') return this.refused(id, buf, start, start + captured);
+    }
     if (k === R || k === E) {
       // The id is only needed (and only fully captured) while setting up.
       const id = this.waiters.size > 0 ? rtId(buf, start, captured) : undefined;
