@@ -17,7 +17,8 @@ import { encodeRoomEvent, type RequestEnvelope } from '../shared/envelope.ts';
 import { RtError, errorFrame, toClientError } from '../shared/errors.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
-import { DEFAULT_HISTORY_LIMIT, type RequestOf, type User } from '../shared/protocol/schemas.ts';
+import { DEFAULT_HISTORY_LIMIT, TYPING_TTL_MS } from '../shared/protocol/constants.ts';
+import type { RequestOf, User } from '../shared/protocol/schemas.ts';
 import type { NotificationKind, StoredNotification } from '../shared/notifications.ts';
 import type { Stores } from '../shared/stores.ts';
 import { Counter, Histogram, type Registry } from 'prom-client';
@@ -41,7 +42,7 @@ export const defaultWorkerOptions: WorkerOptions = {
   replayMax: 500,
   sessionGraceMs: 30_000,
   nodeTimeoutMs: 6_000,
-  typingTtlMs: 5_000,
+  typingTtlMs: TYPING_TTL_MS,
   sweepIntervalMs: 1_000,
 };
 
