@@ -309,7 +309,8 @@ export class Worker {
 
   /**
    * A notification for many users: stored in bulk (the store pipelines it), then published to each
-   * user's subject, which only gateways holding a connection of that user subscribe to.
+   * user's subject. Every gateway receives it (one `rt.user.>` subscription each) and delivers it
+   * only where the user has a connection.
    */
   private async notify({ f }: RequestEnvelope<NotifyFrame>): Promise<string> {
     const ts = new Date().toISOString();
