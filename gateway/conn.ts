@@ -12,11 +12,11 @@
 import type * as UWS from 'uWebSockets.js';
 import type { Histogram } from 'prom-client';
 import type { Config } from '../shared/config.ts';
-import { envelopeHeader } from '../shared/envelope.ts';
 import { errorFrame } from '../shared/errors.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
 import { CLOSE_CODES } from '../shared/protocol/codes.ts';
+import { envelopeHeader, frames, readPosition } from '../shared/protocol/internal.ts';
 import type { RequestOf, User } from '../shared/protocol/schemas.ts';
 import { parseRequest, requestIdOf } from '../shared/protocol/validate.ts';
 import { AuthError, mayJoin, type AuthFailure, type Authenticator, type Identity } from './auth.ts';
@@ -157,17 +157,10 @@ export class Connections {
     this.all.add(conn);
     this.fanout.addConn(conn);
     this.armExpiry(conn);
-    this.upstream.request(conn.header + j({ type: '$open', session: data.session }) + '}').then(
-      (answer) => {
+    this.upstream.open(conn.header, data.session).then(
+      (opened) => {
         if (conn.closed) return;
-        const opened = JSON.parse(decoder.decode(answer)) as {
-          type?: string;
-          sessionId: string;
-          resumed: boolean;
-          rooms: { room: string; seq: number; epoch: string }[];
-          unread: number;
-        };
-        if (opened.type === 'error') {
+        if (!opened) {
           conn.ws.end(CLOSE_CODES.TRY_AGAIN_LATER.code, 'session store unavailable; retry');
           return;
         }
@@ -312,7 +305,7 @@ export class Connections {
   private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other'): void {
     const timer = this.d.requestDuration.startTimer({ type });
     const started = performance.now();
-    this.upstream.request(conn.header + text + '}').then(
+    this.upstream.request(conn.header, text).then(
       (answer) => {
         timer();
         this.stats.latency(performance.now() - started);
@@ -386,11 +379,12 @@ export class Connections {
       this.fanout.release(stream);
     }
     conn.joining.add(room);
-    this.upstream.request(conn.header + text + '}').then(
+    this.upstream.request(conn.header, text).then(
       (answer) => {
         conn.joining.delete(room);
-        const reply = answer.length ? (JSON.parse(decoder.decode(answer)) as { type: string; seq?: number; epoch?: string }) : undefined;
-        if (conn.closed || reply?.type !== 'reply') {
+        // A reply carries the room position in front of the client's frame; an error does not.
+        const at = readPosition(answer);
+        if (conn.closed || !at) {
           this.fanout.release(stream);
           if (answer.length) conn.sendLater(answer);
           return;
@@ -398,14 +392,14 @@ export class Connections {
         if (!mayJoin(conn.identity, room)) {
           // A `refresh` took the right away while the join was in flight.
           this.fanout.release(stream);
-          this.upstream.request(conn.header + j({ type: 'leave', room }) + '}').catch(() => undefined);
+          this.upstream.request(conn.header, frames.leave(room)).catch(() => undefined);
           conn.sendLater(errorFrame(req.id, 'forbidden', `not allowed to join "${room}"`, room));
           return;
         }
         conn.rooms.add(room);
         conn.ws.cork(() => {
-          if (req.id !== undefined) conn.send(answer);
-          stream.attach(conn, reply.seq ?? 0, reply.epoch ?? '');
+          if (req.id !== undefined) conn.send(answer.subarray(at.offset));
+          stream.attach(conn, at.seq, at.epoch);
         });
       },
       (err) => {
@@ -446,7 +440,7 @@ export class Connections {
    */
   private revoke(conn: Conn, room: string): void {
     this.dropRoom(conn, room);
-    this.upstream.request(conn.header + j({ type: 'leave', room }) + '}').catch((err: unknown) => {
+    this.upstream.request(conn.header, frames.leave(room)).catch((err: unknown) => {
       // The session keeps the room in the store until it ends; it delivers nothing meanwhile.
       this.d.log.warn({ conn: conn.id, room, err: unavailableMessage(err) }, 'revoked room not left in the store');
     });
@@ -471,7 +465,7 @@ export class Connections {
     if (conn.sessionId) {
       // The session now waits out its grace period. If no worker hears of it, the session is
       // detached anyway when this gateway stops reporting it is alive.
-      this.upstream.request(conn.header + j({ type: '$detach', typing: conn.isTyping ? [...conn.typing] : [] }) + '}').catch((err: unknown) => {
+      this.upstream.request(conn.header, frames.detach(conn.isTyping ? [...conn.typing] : [])).catch((err: unknown) => {
         this.d.log.warn({ conn: conn.id, err: unavailableMessage(err) }, 'detach not recorded');
       });
     }
@@ -518,7 +512,7 @@ export class Connections {
   }
 
   private stopTyping(conn: Conn, room: string): void {
-    this.upstream.request(conn.header + j({ type: 'typing', room, typing: false }) + '}').catch(() => {
+    this.upstream.request(conn.header, frames.typingOff(room)).catch(() => {
       // The entry expires by itself within seconds.
     });
   }

@@ -1,21 +1,24 @@
 /**
- * What the gateway asks of the workers: every request over the bus leaves through here, so the
- * request subject, the timeout and the gateway's own envelope header live in one place.
+ * What the gateway asks of the workers: every request over the bus leaves through here, built and
+ * read with the internal protocol (`shared/protocol/internal.ts`), so the subjects, the timeouts
+ * and the gateway's own envelope header live in one place.
  */
 import { subjects, BusError, type Bus } from '../shared/bus.ts';
 import type { Config } from '../shared/config.ts';
-import { envelopeHeader } from '../shared/envelope.ts';
 import type { Logger } from '../shared/log.ts';
-import type { MessageEvent } from '../shared/protocol/schemas.ts';
+import { envelope, envelopeHeader, frames, readHistoryAnswer, readOpenAnswer, readTicketAnswer, type OpenAnswer } from '../shared/protocol/internal.ts';
+import type { User } from '../shared/protocol/schemas.ts';
 import type { HistoryFrames } from './room-stream.ts';
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const j = JSON.stringify;
+/**
+ * How long a liveness report may take. Its own timeout, not REQUEST_TIMEOUT_MS: the reports are
+ * every 2 s and workers declare a gateway dead after 6 s of silence.
+ */
+const ALIVE_TIMEOUT_MS = 2_000;
 
 export class Upstream {
   /** The envelope header of the gateway's own requests (gap fills, tickets, liveness). */
-  readonly systemHeader: string;
+  private readonly systemHeader: string;
 
   constructor(
     private readonly bus: Bus,
@@ -26,27 +29,27 @@ export class Upstream {
     this.systemHeader = envelopeHeader(`$gw:${nodeId}`, nodeId, { id: '$gateway', name: nodeId });
   }
 
-  request(envelope: string): Promise<Uint8Array> {
-    return this.bus.request(subjects.requests, encoder.encode(envelope), this.cfg.requestTimeoutMs);
+  /** A frame (a client's text as received, or a builder's) behind a connection's envelope header. */
+  request(header: string, frame: string, timeoutMs = this.cfg.requestTimeoutMs): Promise<Uint8Array> {
+    return this.bus.request(subjects.requests, envelope(header, frame), timeoutMs);
   }
 
+  /** Opens or resumes a connection's session: undefined when the worker answered with an error. */
+  async open(header: string, session: string | undefined): Promise<OpenAnswer | undefined> {
+    return readOpenAnswer(await this.request(header, frames.open(session)));
+  }
+
+  /** Tells the workers this gateway is alive (logged, not thrown, when it cannot). */
   alive(): void {
-    this.request(this.systemHeader + '{"type":"$alive"}}').catch((err: unknown) => {
+    this.bus.request(subjects.alive, envelope(this.systemHeader, frames.alive()), ALIVE_TIMEOUT_MS).catch((err: unknown) => {
       this.log.warn({ err: unavailableMessage(err) }, 'could not report liveness');
     });
   }
 
-  /** History for a stream's gap, asked of a worker as the gateway itself. */
+  /** History for a stream's gap, asked of a worker as the gateway itself: the stored frames, as stored. */
   async fetchAfter(room: string, after: number, limit: number): Promise<HistoryFrames | undefined> {
     try {
-      const answer = await this.request(this.systemHeader + j({ type: 'history', room, after, limit }) + '}');
-      const reply = JSON.parse(decoder.decode(answer)) as { type: string; seq: number; epoch: string; messages: MessageEvent[] };
-      if (reply.type !== 'reply') return undefined;
-      return {
-        seq: reply.seq,
-        epoch: reply.epoch,
-        frames: reply.messages.map((m) => ({ seq: m.seq, frame: encoder.encode(j(m)) })),
-      };
+      return readHistoryAnswer(await this.request(this.systemHeader, frames.history(room, after, limit)));
     } catch (err) {
       this.log.warn({ room, err: unavailableMessage(err) }, 'gap fill failed; will retry');
       return undefined;
@@ -55,18 +58,16 @@ export class Upstream {
 
   /** Takes a ticket (once, atomically, in the store): its data, or undefined when unknown, used or expired. */
   async takeTicket(ticket: string): Promise<string | undefined> {
-    const answer = await this.request(this.systemHeader + j({ type: '$ticket.take', ticket }) + '}');
-    const taken = JSON.parse(decoder.decode(answer)) as { data?: string };
-    return taken.data;
+    return readTicketAnswer(await this.request(this.systemHeader, frames.ticketTake(ticket)));
   }
 
   async putTicket(ticket: string, data: string, ttlMs: number): Promise<void> {
-    await this.request(this.systemHeader + j({ type: '$ticket.put', ticket, data, ttlMs }) + '}');
+    await this.request(this.systemHeader, frames.ticketPut(ticket, data, ttlMs));
   }
 
   /** A request of the server API, as `user`. */
-  api(user: { id: string; name: string }, frame: Record<string, unknown>, timeoutMs: number): Promise<Uint8Array> {
-    return this.bus.request(subjects.requests, encoder.encode(envelopeHeader(`$api:${this.nodeId}`, this.nodeId, user) + j(frame) + '}'), timeoutMs);
+  api(user: User, frame: string, timeoutMs: number): Promise<Uint8Array> {
+    return this.request(envelopeHeader(`$api:${this.nodeId}`, this.nodeId, user), frame, timeoutMs);
   }
 }
 
