@@ -296,7 +296,7 @@ describe('request boundaries: any value from the network', () => {
       const gateway = t.gatewayNodes[0]!.gateway!;
       const c = await TestClient.connect(gw, { query: { username: 'victim' } });
       const before = metricSum(await (await fetch(`${http}/metrics`)).text(), 'rt_gateway_errors_total', 'where="message"');
-      failOnce(gateway, 'handleText');
+      failOnce(gateway.conns, 'handleText');
       const answer = await c.request({ type: 'ping' });
       expect(answer).toMatchObject({ type: 'error', code: 'internal', message: 'internal error' });
       expect(metricSum(await (await fetch(`${http}/metrics`)).text(), 'rt_gateway_errors_total', 'where="message"')).toBe(before + 1);
@@ -307,14 +307,14 @@ describe('request boundaries: any value from the network', () => {
     });
 
     it('in open: that connection is closed 1011, others are served', async () => {
-      failOnce(t.gatewayNodes[0]!.gateway!, 'open');
+      failOnce(t.gatewayNodes[0]!.gateway!.conns, 'open');
       const ws = await rawRequest(port, upgradeHead('/ws?username=opened'));
       expect(closeCodeOf(ws)).toBe(1011);
       await stillServing();
     });
 
     it('in an HTTP route: 500 with the JSON error body', async () => {
-      failOnce(t.gatewayNodes[0]!.gateway!, 'asyncApiText');
+      failOnce(t.gatewayNodes[0]!.gateway!.routes, 'asyncApiText');
       const res = await fetch(`${http}/asyncapi.json`);
       expect(res.status).toBe(500);
       expect(await res.json()).toEqual({ error: { code: 'internal', message: 'internal error' } });
@@ -322,7 +322,7 @@ describe('request boundaries: any value from the network', () => {
     });
 
     it('in the upgrade: 500, counted', async () => {
-      failOnce(t.gatewayNodes[0]!.gateway!, 'credentials');
+      failOnce(t.gatewayNodes[0]!.gateway!.admission, 'credentials');
       const res = await rawRequest(port, upgradeHead('/ws?username=x'));
       expect(res.status).toBe(500);
       const text = await (await fetch(`${http}/metrics`)).text();
