@@ -11,7 +11,7 @@ import type * as UWS from 'uWebSockets.js';
 import type { Config } from '../shared/config.ts';
 import { randomId } from '../shared/ids.ts';
 import { ERROR_CODES } from '../shared/protocol/codes.ts';
-import { isUserId } from '../shared/protocol/constants.ts';
+import { SUBPROTOCOL, isUserId } from '../shared/protocol/constants.ts';
 import { AuthError, Authenticator, tokenFrom, type Identity } from './auth.ts';
 import type { Boundary } from './boundary.ts';
 import type { UpgradeData } from './conn.ts';
@@ -22,7 +22,6 @@ import { unavailableMessage, type Upstream } from './upstream.ts';
 import { bearer } from './values.ts';
 
 const decoder = new TextDecoder();
-const SUBPROTOCOL = 'rt.v1';
 /** Anonymous usernames: user ids (well-formed, no control characters) of at most 64 characters. */
 const MAX_USERNAME = 64;
 const MAX_TICKET = 128;
