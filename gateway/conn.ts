@@ -12,7 +12,8 @@
 import type * as UWS from 'uWebSockets.js';
 import type { Histogram } from 'prom-client';
 import type { Config } from '../shared/config.ts';
-import { errorFrame } from '../shared/errors.ts';
+import { errorFrame, overloadedFrame } from '../shared/errors.ts';
+import { BusError } from '../shared/bus.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
 import { CLOSE_CODES } from '../shared/protocol/codes.ts';
@@ -63,6 +64,8 @@ export class Conn implements StreamMember {
   readonly user: User;
   /** Closes the connection with 4001 when its credentials expire without a refresh. */
   expiryTimer: NodeJS.Timeout | undefined;
+  /** Requests forwarded to a worker and not answered yet (MAX_IN_FLIGHT_PER_CONNECTION). */
+  inFlight = 0;
   constructor(
     readonly ws: UWS.WebSocket<UpgradeData>,
     readonly id: string,
@@ -113,8 +116,20 @@ export interface ConnectionsDeps {
   requestDuration: Histogram<'type'>;
 }
 
+/** Bounds of the retry hint of an `overloaded` answer (ms). */
+const MIN_RETRY_AFTER_MS = 5;
+const MAX_RETRY_AFTER_MS = 2000;
+
 export class Connections {
   readonly all = new Set<Conn>();
+  /** Clients' requests forwarded to workers and not answered yet (MAX_IN_FLIGHT_PER_GATEWAY). */
+  private inFlight = 0;
+  /**
+   * Moving average of the time workers take to answer (ms). By Little's law it is about how long a
+   * full window takes to turn over, so it is the retry hint: sooner and the retries would be
+   * refused again, later and the window would sit idle.
+   */
+  private answerMs = MIN_RETRY_AFTER_MS;
   private readonly replies = new Map<Conn, (Uint8Array | string)[]>();
   private repliesScheduled = false;
   private readonly cfg: Config;
@@ -301,21 +316,50 @@ export class Connections {
     return this.cfg.maxContentChars > 0 && content.length > this.cfg.maxContentChars;
   }
 
-  /** Sends the frame to a worker and the worker's answer, if any, to the client. */
+  /**
+   * Sends the frame to a worker and the worker's answer, if any, to the client. Past the
+   * connection's or the gateway's in-flight window the request is not sent: it is answered
+   * `overloaded` at once, and so is one a worker refused at its own limit. A request that was not
+   * started may be sent again as it is (a publish keeps its cid).
+   */
   private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other'): void {
+    const perConn = this.cfg.maxInFlightPerConnection;
+    const perGateway = this.cfg.maxInFlightPerGateway;
+    if (perConn > 0 && conn.inFlight >= perConn) return this.refuse(conn, id, 'connection');
+    if (perGateway > 0 && this.inFlight >= perGateway) return this.refuse(conn, id, 'gateway');
+    conn.inFlight++;
+    this.inFlight++;
     const timer = this.d.requestDuration.startTimer({ type });
     const started = performance.now();
     this.upstream.request(conn.header, text).then(
       (answer) => {
-        timer();
-        this.stats.latency(performance.now() - started);
+        this.answered(conn, timer, started);
         if (answer.length > 0) this.reply(conn, answer);
       },
       (err) => {
-        timer();
-        this.reply(conn, errorFrame(id, 'unavailable', unavailableMessage(err)));
+        this.answered(conn, timer, started);
+        if (err instanceof BusError && err.kind === 'overloaded') this.refuse(conn, id, 'worker');
+        else this.reply(conn, errorFrame(id, 'unavailable', unavailableMessage(err)));
       },
     ).catch((err: unknown) => this.boundary.failed('reply', err, conn.id));
+  }
+
+  private answered(conn: Conn, timer: () => void, started: number): void {
+    conn.inFlight--;
+    this.inFlight--;
+    timer();
+    const ms = performance.now() - started;
+    this.stats.latency(ms);
+    this.answerMs += (ms - this.answerMs) / 64;
+  }
+
+  private refuse(conn: Conn, id: string | number | undefined, window: 'connection' | 'gateway' | 'worker'): void {
+    this.stats.overloaded.add(window);
+    const retryAfterMs = Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, Math.round(this.answerMs)));
+    const frame = overloadedFrame(id, retryAfterMs, `too many requests in flight (${window}); retry after retryAfterMs`);
+    // From the message callback: a direct send; from a bus answer: with the other answers of the turn.
+    if (window === 'worker') this.reply(conn, frame);
+    else conn.send(frame);
   }
 
   /**

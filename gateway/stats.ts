@@ -20,6 +20,8 @@ export class GatewayStats {
   bytesOut = 0;
   drops = 0;
   slowConsumers = 0;
+  /** Requests answered `overloaded`, by the window that was full (connection, gateway, worker). */
+  readonly overloaded = new Tally();
   /** Recent request latencies (ms), for the dashboard's percentiles; emptied once a second. */
   readonly latencies: number[] = [];
 
@@ -79,6 +81,7 @@ export function gatewayMetrics(nodeId: string, st: GatewayStats, g: GatewayGauge
   scrapedCounter(r, 'rt_gateway_bytes_sent_total', 'Bytes of frames sent to clients.', () => st.bytesOut);
   scrapedCounter(r, 'rt_gateway_slow_consumers_total', 'Connections closed with 1013 for falling more than MAX_BACKPRESSURE_BYTES behind.', () => st.slowConsumers);
   scrapedCounter(r, 'rt_gateway_errors_total', 'Unexpected exceptions caught at a callback boundary (answered 500 / internal / 1011), by where.', () => st.errors, 'where');
+  scrapedCounter(r, 'rt_gateway_overloaded_total', 'Requests answered `overloaded` at once, by the in-flight window that was full: connection, gateway or worker.', () => st.overloaded, 'window');
   scrapedCounter(r, 'rt_gateway_backpressure_drops_total', 'Frames uWS dropped because a client was over its backpressure limit.', () => st.drops);
   return { registry: r, requestDuration };
 }

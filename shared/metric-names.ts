@@ -21,6 +21,7 @@ export const GATEWAY_METRICS = {
   rt_gateway_bytes_sent_total: 'counter',
   rt_gateway_slow_consumers_total: 'counter',
   rt_gateway_backpressure_drops_total: 'counter',
+  rt_gateway_overloaded_total: 'counter',
   rt_gateway_errors_total: 'counter',
   rt_gateway_request_duration_seconds: 'histogram',
 } as const satisfies Record<string, MetricType>;

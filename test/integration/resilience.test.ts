@@ -130,3 +130,57 @@ describe('backend outages', () => {
     a.close();
   }, 60_000);
 });
+
+describe('overload', () => {
+  let t: Target;
+  beforeAll(async () => {
+    t = await distributedTarget(
+      { REQUEST_TIMEOUT_MS: '3000', MAX_IN_FLIGHT_PER_CONNECTION: '2', MAX_IN_FLIGHT_PER_GATEWAY: '3' },
+      { local: true, gateways: 1, workers: 1 },
+    );
+  });
+  afterAll(() => t?.stop());
+
+  it('past the in-flight window of a connection or of the gateway a request is answered overloaded at once, unstarted; retried with its cid it is stored once', async () => {
+    const gw = t.gateways[0]!;
+    const room = 'overload';
+    const a = await TestClient.connect(gw, { query: { username: 'a' } });
+    const b = await TestClient.connect(gw, { query: { username: 'b' } });
+    await a.ok({ type: 'join', room });
+    await b.ok({ type: 'join', room });
+    // A stalled Redis holds the requests that were let through in flight.
+    t.redis!.signal('SIGSTOP');
+    let held: Promise<unknown>[] = [];
+    try {
+      held = [
+        a.request({ type: 'publish', room, content: 'a1', cid: 'a1' }, 10_000),
+        a.request({ type: 'publish', room, content: 'a2', cid: 'a2' }, 10_000),
+      ];
+      let started = performance.now();
+      const perConnection = await a.request({ type: 'publish', room, content: 'a3', cid: 'a3' }, 10_000);
+      expect(perConnection).toMatchObject({ type: 'error', code: 'overloaded' });
+      expect(perConnection.retryAfterMs).toEqual(expect.any(Number));
+      expect(performance.now() - started).toBeLessThan(1000);
+      held.push(b.request({ type: 'publish', room, content: 'b1', cid: 'b1' }, 10_000));
+      started = performance.now();
+      // b has one request in flight, below its own window: the gateway's window (3) is what is full.
+      const perGateway = await b.request({ type: 'publish', room, content: 'b2', cid: 'b2' }, 10_000);
+      expect(perGateway).toMatchObject({ type: 'error', code: 'overloaded' });
+      expect(performance.now() - started).toBeLessThan(1000);
+    } finally {
+      t.redis!.signal('SIGCONT');
+    }
+    await Promise.all(held);
+    // The refused publishes, sent again with the same cid (twice: the second is a duplicate).
+    for (const [c, cid] of [[a, 'a3'], [b, 'b2'], [a, 'a3']] as const) {
+      await expect.poll(async () => (await c.request({ type: 'publish', room, content: cid, cid })).type, { timeout: 10_000, interval: 100 }).toBe('reply');
+    }
+    const history = await a.ok({ type: 'history', room });
+    const contents = (history.messages as { content: string }[]).map((m) => m.content);
+    expect(contents.filter((x) => x === 'a3')).toHaveLength(1);
+    expect(contents.filter((x) => x === 'b2')).toHaveLength(1);
+    expect(a.closed).toBeUndefined();
+    a.close();
+    b.close();
+  }, 60_000);
+});
