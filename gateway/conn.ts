@@ -119,6 +119,14 @@ export interface ConnectionsDeps {
 /** Bounds of the retry hint of an `overloaded` answer (ms). */
 const MIN_RETRY_AFTER_MS = 5;
 const MAX_RETRY_AFTER_MS = 2000;
+/**
+ * The gateway's window follows the answers: at most what the workers answer in this long (by
+ * Little's law, requests admitted beyond that only wait in a queue, in NATS or a worker, and are
+ * answered that much later). Between MIN_WINDOW and MAX_IN_FLIGHT_PER_GATEWAY.
+ */
+const TARGET_ANSWER_MS = 250;
+const MIN_WINDOW = 64;
+const WINDOW_PERIOD_MS = 250;
 
 export class Connections {
   readonly all = new Set<Conn>();
@@ -130,6 +138,11 @@ export class Connections {
    * refused again, later and the window would sit idle.
    */
   private answerMs = MIN_RETRY_AFTER_MS;
+  /** The gateway's window now (see TARGET_ANSWER_MS), and the answers counted to set it. */
+  private window = Infinity;
+  private answeredInPeriod = 0;
+  private periodStart = 0;
+  private answerRate = 0;
   private readonly replies = new Map<Conn, (Uint8Array | string)[]>();
   private repliesScheduled = false;
   private readonly cfg: Config;
@@ -326,11 +339,14 @@ export class Connections {
     const perConn = this.cfg.maxInFlightPerConnection;
     const perGateway = this.cfg.maxInFlightPerGateway;
     if (perConn > 0 && conn.inFlight >= perConn) return this.refuse(conn, id, 'connection');
-    if (perGateway > 0 && this.inFlight >= perGateway) return this.refuse(conn, id, 'gateway');
+    const started = performance.now();
+    if (perGateway > 0) {
+      if (started - this.periodStart >= WINDOW_PERIOD_MS) this.resize(started, perGateway);
+      if (this.inFlight >= this.window) return this.refuse(conn, id, 'gateway');
+    }
     conn.inFlight++;
     this.inFlight++;
     const timer = this.d.requestDuration.startTimer({ type });
-    const started = performance.now();
     this.upstream.request(conn.header, text).then(
       (answer) => {
         this.answered(conn, timer, started);
@@ -344,9 +360,21 @@ export class Connections {
     ).catch((err: unknown) => this.boundary.failed('reply', err, conn.id));
   }
 
+  /** Sets the gateway's window from the answer rate of the last periods (smoothed). */
+  private resize(now: number, max: number): void {
+    const elapsed = now - this.periodStart;
+    const rate = this.periodStart === 0 ? 0 : this.answeredInPeriod / elapsed;
+    this.answerRate = this.periodStart === 0 ? rate : this.answerRate * 0.5 + rate * 0.5;
+    this.answeredInPeriod = 0;
+    this.periodStart = now;
+    // Before any answer (start-up) the configured window holds.
+    this.window = this.answerRate === 0 && this.inFlight === 0 ? max : Math.min(max, Math.max(MIN_WINDOW, Math.round(this.answerRate * TARGET_ANSWER_MS)));
+  }
+
   private answered(conn: Conn, timer: () => void, started: number): void {
     conn.inFlight--;
     this.inFlight--;
+    this.answeredInPeriod++;
     timer();
     const ms = performance.now() - started;
     this.stats.latency(ms);

@@ -19,6 +19,7 @@
 import { scanRoomEventHeader, type RoomEventSpan } from '../shared/envelope.ts';
 
 const encoder = new TextEncoder();
+const NL = 10;
 const latin1 = new TextDecoder('latin1');
 /** Reused for every event: the header is read without allocating. */
 const span: RoomEventSpan = { seq: 0, epochStart: 0, epochEnd: 0, offset: 0 };
@@ -79,9 +80,25 @@ export class RoomStream {
     this.ringSeq = new Int32Array(opts.ringSize).fill(-1);
   }
 
-  /** A room event from the bus (`"<seq> <epoch>\n<frame>"`). */
+  /**
+   * Room events from the bus: one `"<seq> <epoch>\n<frame>"`, or several joined by `\n` (a worker
+   * sends the events of one room made in one turn together; frames are JSON, which has no raw
+   * newline, so the next event starts after the next one).
+   */
   onEvent(data: Uint8Array): void {
-    if (!scanRoomEventHeader(data, span)) return;
+    let at = 0;
+    while (at < data.length) {
+      const entry = at === 0 ? data : data.subarray(at);
+      if (!scanRoomEventHeader(entry, span)) return;
+      const end = entry.indexOf(NL, span.offset);
+      if (end < 0) return this.onOne(entry);
+      this.onOne(entry.subarray(0, end));
+      at += end + 1;
+    }
+  }
+
+  /** One event; `span` holds its header, read by onEvent. */
+  private onOne(data: Uint8Array): void {
     const seq = span.seq;
     const frame = data.subarray(span.offset);
     if (seq === 0) {

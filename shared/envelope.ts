@@ -11,7 +11,8 @@
  * Room event (worker → gateways, on `subjects.room(room)`):
  *   "<seq> <epoch>\n<frame>"
  * `seq` 0 marks events outside the room sequence (presence, typing). The gateway reads the header
- * without parsing the frame and publishes the frame bytes as they are.
+ * without parsing the frame and publishes the frame bytes as they are. One bus message may carry
+ * several room events of one room, joined by `\n` (`RoomEventBatcher`).
  */
 const encoder = new TextEncoder();
 const NL = 10;
@@ -20,6 +21,47 @@ const DASH = 45;
 
 export function encodeRoomEvent(seq: number, epoch: string, frame: string): Uint8Array {
   return encoder.encode(`${seq} ${epoch}\n${frame}`);
+}
+
+/**
+ * Gathers the room events made in one event-loop turn and publishes each room's as one bus message,
+ * joined by `\n` (frames are JSON: no raw newline inside), in the order they were added. A worker
+ * storing several messages of one room in a turn then crosses NATS, and each gateway's socket
+ * read, once for them all instead of once each.
+ */
+export class RoomEventBatcher {
+  readonly #pending = new Map<string, string>();
+  #scheduled = false;
+
+  constructor(private readonly publish: (room: string, data: Uint8Array) => void) {}
+
+  add(room: string, seq: number, epoch: string, frame: string): void {
+    const event = `${seq} ${epoch}\n${frame}`;
+    const before = this.#pending.get(room);
+    this.#pending.set(room, before === undefined ? event : `${before}\n${event}`);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /**
+   * Publishes an event now, with the room's events still waiting before it (kept in order). For
+   * presence and typing: a `join`'s presence event must be out before its reply, or the joining
+   * connection, subscribed by then, would get its own join.
+   */
+  now(room: string, seq: number, epoch: string, frame: string): void {
+    const event = `${seq} ${epoch}\n${frame}`;
+    const before = this.#pending.get(room);
+    if (before !== undefined) this.#pending.delete(room);
+    this.publish(room, encoder.encode(before === undefined ? event : `${before}\n${event}`));
+  }
+
+  readonly flush = (): void => {
+    this.#scheduled = false;
+    for (const [room, data] of this.#pending) this.publish(room, encoder.encode(data));
+    this.#pending.clear();
+  };
 }
 
 

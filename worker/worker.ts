@@ -13,7 +13,7 @@
  *   store hands each expired item to one sweeper, so leaves are sent once however many workers run.
  */
 import { subjects, type Bus, type BusSubscription } from '../shared/bus.ts';
-import { encodeRoomEvent } from '../shared/envelope.ts';
+import { RoomEventBatcher } from '../shared/envelope.ts';
 import {
   frameIs,
   historyAnswer,
@@ -90,6 +90,8 @@ export class Worker {
   private readonly sessionsExpired: Counter;
   private readonly recoveries: Counter<'outcome'>;
   private readonly errors: Counter<'type'>;
+  /** Events of one room made in one turn go out as one bus message. */
+  private readonly roomEvents = new RoomEventBatcher((room, data) => this.bus.publish(subjects.room(room), data));
 
   constructor(
     private readonly bus: Bus,
@@ -283,7 +285,7 @@ export class Worker {
     // published (its worker died, or its Redis command timed out here but ran when Redis
     // recovered). Gateways drop a seq they already delivered, so members see it once either way.
     const storedTail = res.duplicate ? tail.replace(`"ts":"${ts}"`, `"ts":"${res.ts}"`) : tail;
-    this.bus.publish(subjects.room(f.room), encodeRoomEvent(res.seq, res.epoch, head + res.seq + storedTail));
+    this.roomEvents.add(f.room, res.seq, res.epoch, head + res.seq + storedTail);
     if (f.id === undefined) return '';
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"seq":${res.seq},"ts":"${res.ts}"}`;
   }
@@ -389,11 +391,11 @@ export class Worker {
   }
 
   private publishPresence(room: string, event: 'join' | 'leave', user: User): void {
-    this.bus.publish(subjects.room(room), encodeRoomEvent(0, '-', `{"type":"presence","room":${j(room)},"event":"${event}","user":${j(user)}}`));
+    this.roomEvents.now(room, 0, '-', `{"type":"presence","room":${j(room)},"event":"${event}","user":${j(user)}}`);
   }
 
   private publishTyping(room: string, users: User[]): void {
-    this.bus.publish(subjects.room(room), encodeRoomEvent(0, '-', `{"type":"typing","room":${j(room)},"users":${j(users)}}`));
+    this.roomEvents.now(room, 0, '-', `{"type":"typing","room":${j(room)},"users":${j(users)}}`);
   }
 }
 

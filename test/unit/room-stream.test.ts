@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { encodeRoomEvent } from '../../shared/envelope.ts';
+import { RoomEventBatcher, encodeRoomEvent } from '../../shared/envelope.ts';
 import { RoomStream, type HistoryFrames, type StreamHost, type StreamMember } from '../../gateway/room-stream.ts';
 
 const dec = new TextDecoder();
@@ -56,6 +56,28 @@ describe('RoomStream ordering', () => {
     stream.attach(new Member(), 0, 'e1');
     for (const s of [2, 1, 4, 3, 5]) stream.onEvent(ev(s));
     expect(host.seqs()).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('takes several events of one bus message (joined by newlines) in order, presence included', () => {
+    stream.attach(new Member(), 0, 'e1');
+    const te = new TextEncoder();
+    stream.onEvent(te.encode(`2 e1\n${frame(2)}\n0 -\n{"seq":0}\n1 e1\n${frame(1)}\n3 e1\n${frame(3)}`));
+    expect(host.published).toEqual([frame(0), frame(1), frame(2), frame(3)]);
+  });
+
+  it('batched events from a RoomEventBatcher arrive as one message per room per turn', async () => {
+    vi.useRealTimers();
+    const sent: [string, Uint8Array][] = [];
+    const batcher = new RoomEventBatcher((room, data) => sent.push([room, data]));
+    batcher.add('r', 1, 'e1', frame(1));
+    batcher.add('other', 7, 'e1', frame(7));
+    batcher.add('r', 2, 'e1', frame(2));
+    expect(sent).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(sent.map(([room]) => room)).toEqual(['r', 'other']);
+    stream.attach(new Member(), 0, 'e1');
+    stream.onEvent(sent[0]![1]);
+    expect(host.seqs()).toEqual([1, 2]);
   });
 
   it('drops duplicates and frames at or below the position', () => {
