@@ -32,7 +32,7 @@
  *   (at most once; room gaps are then filled from history). Subscriber callbacks must therefore
  *   stay short and synchronous (the gateway's is one uWS topic publish);
  * - here: request handlers are asynchronous, so the backlog would move into our heap as promises.
- *   `maxInFlight` bounds the handlers running at once per connection (default 1024); a request
+ *   `maxInFlight` bounds the handlers running at once per connection (default 4096); a request
  *   arriving beyond it is refused at once, unstarted, and counted (`stats.droppedRequests`): the
  *   requester gets BusError('overloaded') in a round trip instead of waiting out its timeout.
  *   (A request that came alone, not in a batch, is dropped unanswered as before: it has no way to
@@ -167,7 +167,10 @@ export class NatsBus implements Bus {
   private constructor(nc: NatsConnection, opts: NatsBusOptions) {
     this.#nc = nc;
     this.#log = opts.logger;
-    this.#maxInFlight = opts.maxInFlight ?? 1024;
+    // Above the sum of the gateways' own windows (MAX_IN_FLIGHT_PER_GATEWAY, 1024 each) for a few
+    // gateways per worker: the gateways bound the load, this only guards the heap. Refusing here
+    // instead costs the refused requests their time in the queue to this worker.
+    this.#maxInFlight = opts.maxInFlight ?? 4096;
     this.#drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
     this.#inbox = createInbox();
     nc.subscribe(`${this.#inbox}.*`, { callback: (err, msg) => (err ? this.#log?.error({ err }, 'nats inbox error') : this.#onAnswers(msg)) });
