@@ -20,6 +20,7 @@ import { asyncApiDocument } from '../shared/protocol/asyncapi.ts';
 import { loadNativeUws } from './uws.ts';
 import { Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS, Tally, createRegistry, metricsText, scrapedCounter, scrapedGauge } from '../shared/metrics.ts';
+import { isConversationRoom } from '../shared/conversations.ts';
 import { AuthError, type AuthFailure, Authenticator, mayJoin, tokenFrom, type Identity } from './auth.ts';
 import { isUserId } from '../shared/protocol/constants.ts';
 import { bearer, hostAuthority } from './values.ts';
@@ -856,6 +857,8 @@ export class Gateway {
         return;
       case 'notifications.list':
       case 'notifications.read':
+      case 'read':
+      case 'conversations':
         this.forward(conn, req.id, text, req.type);
         return;
       case 'direct':
@@ -1086,7 +1089,8 @@ export class Gateway {
         this.stats.authFailures.add(refused.kind);
         return ex.error('unauthorized', refused.reason);
       }
-      const denied = rooms.find((r) => !mayJoin(identity, r));
+      // A conversation (`dm:`) is joined through a worker, which checks its participants; a stream is not.
+      const denied = rooms.find((r) => !mayJoin(identity, r) || isConversationRoom(r));
       if (denied !== undefined) return ex.error('forbidden', `not allowed to follow "${denied}"`);
       if (ex.aborted) return;
       const sse = new SseConn(res, randomId(12), identity.user, rooms, this.cfg.sseMaxBufferBytes);
