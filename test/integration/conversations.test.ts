@@ -4,7 +4,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TARGETS, type Target } from '../harness/targets.ts';
+import WebSocket from 'ws';
+import { RtClient, type DirectMessage, type Message } from '../../client/index.ts';
 import { TestClient, type Frame } from '../harness/client.ts';
+import { until } from '../harness/wait.ts';
 
 const KEY = 'conversations-test-key';
 let n = 0;
@@ -14,6 +17,7 @@ describe.each(TARGETS)('conversations (%s)', (_name, start) => {
   let t: Target;
   let api: string;
   const clients: TestClient[] = [];
+  const closers: (() => void)[] = [];
   const connect = async (user: string, gw = 0) => {
     const c = await TestClient.connect(t.gateways[gw % t.gateways.length]!, { query: { username: user } });
     clients.push(c);
@@ -27,6 +31,7 @@ describe.each(TARGETS)('conversations (%s)', (_name, start) => {
   });
   afterAll(async () => {
     for (const c of clients) c.terminate();
+    for (const close of closers) close();
     await t?.stop();
   });
 
@@ -154,5 +159,49 @@ describe.each(TARGETS)('conversations (%s)', (_name, start) => {
     expect((await get(`/api/users/${encodeURIComponent(me)}/conversations`, 'wrong')).status).toBe(401);
     expect((await get(`/api/users/${encodeURIComponent(me)}/conversations?limit=x`)).status).toBe(400);
     expect((await get(`/api/users/%00/conversations`)).status).toBe(400);
+  });
+
+  it('SDK: direct resolves with the conversation; each message reaches the application once; unread counts follow reads on other devices', async () => {
+    const [alice, bob] = [uniq('alice'), uniq('bob')];
+    const sdk = (user: string, gw: number) => {
+      const c = new RtClient({ url: `${t.gateways[gw % t.gateways.length]!}/ws`, username: user, WebSocket, reconnect: { baseMs: 100, capMs: 1000 } });
+      closers.push(() => c.close());
+      return c;
+    };
+    const a = sdk(alice, 0);
+    await a.connect();
+    const sent = await a.direct(bob, 'hello bob');
+    expect(sent).toMatchObject({ seq: 1, cid: expect.any(String) });
+    expect(sent.conversation.name).toBe(sent.room);
+
+    const b1 = sdk(bob, 1);
+    const b2 = sdk(bob, 0);
+    const shown: string[] = [];
+    const counts: number[] = [];
+    b1.on('direct', (d: DirectMessage) => shown.push(`direct ${d.seq} ${d.content}`));
+    b2.on('conversation', (c) => counts.push(c.unread));
+    await Promise.all([b1.connect(), b2.connect()]);
+    const [conv] = await b1.conversations();
+    expect(conv).toMatchObject({ room: sent.room, with: { id: alice }, unread: 1 });
+    await b2.conversations();
+    expect(b2.unreadIn(sent.room)).toBe(1);
+
+    // Not joined: the direct event; joined: the room's message, never both.
+    await a.direct(bob, 'second');
+    await until('the direct event', () => shown.length === 1);
+    const room = b1.room(sent.room);
+    room.on('message', (m: Message) => shown.push(`message ${m.seq} ${m.content}`));
+    const joined = await room.join();
+    expect(joined.history.map((m) => m.seq)).toEqual([1, 2]);
+    expect(room.unread).toBe(2);
+    await a.direct(bob, 'third');
+    await until('the room message', () => shown.length === 2);
+    await until('3 unread on the other device', () => b2.unreadIn(sent.room) === 3);
+    expect(shown).toEqual(['direct 2 second', 'message 3 third']);
+
+    const read = await room.markShown();
+    expect(read).toEqual({ room: sent.room, seq: 3, unread: 0 });
+    await until('0 unread on the other device', () => b2.unreadIn(sent.room) === 0);
+    expect(counts.at(-1)).toBe(0);
   });
 });
