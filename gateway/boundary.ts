@@ -27,7 +27,9 @@ export class Boundary {
    * fixed parameters rather than a rest parameter: bus callbacks run once per room event, and a
    * rest parameter would allocate an array each time.
    */
-  guarded<A = undefined, B = undefined>(where: string, fn: (a: A, b: B) => void): (a: A, b: B) => void {
+  guarded(where: string, fn: () => void): () => void;
+  guarded<A, B>(where: string, fn: (a: A, b: B) => void): (a: A, b: B) => void;
+  guarded(where: string, fn: (a?: unknown, b?: unknown) => void): (a?: unknown, b?: unknown) => void {
     return (a, b) => {
       try {
         fn(a, b);
