@@ -124,17 +124,27 @@ export class RedisConnection {
    */
   async runDurable<T>(name: string, keys: string[], args: Arg[]): Promise<T> {
     if (this.waitReplicas === 0) return this.run<T>(name, keys, args);
-    const p = this.redis.pipeline() as unknown as Record<string, (...a: Arg[]) => unknown> & { exec(): Promise<[Error | null, unknown][] | null> };
-    p[`rt_${name}`]!(keys.length, ...keys, ...args);
-    p.wait!(this.waitReplicas, this.waitTimeoutMs);
-    const replies = await this.call(p.exec());
-    const [[err, reply], [waitErr, acked]] = replies as [[Error | null, T], [Error | null, number]];
+    let [[err, reply], [waitErr, acked]] = await this.scriptAndWait<T>(name, keys, args);
+    // The cluster client follows MOVED for single commands but not inside a pipeline (the WAIT in
+    // it did not move): after a failover the first pipeline to the old primary's slots meets
+    // MOVED. The script did not run there, so it is sent again once the slot map is fresh.
+    for (let attempt = 0; err && /^(MOVED|ASK) /.test(err.message) && this.redis instanceof Cluster && attempt < 3; attempt++) {
+      await this.call(new Promise<void>((resolve, reject) => (this.redis as Cluster).refreshSlotsCache((e) => (e ? reject(e) : resolve()))));
+      [[err, reply], [waitErr, acked]] = await this.scriptAndWait<T>(name, keys, args);
+    }
     if (err) throw mapError(err);
     if (waitErr) throw mapError(waitErr);
     if (acked < this.waitReplicas) {
       throw new RtError('unavailable', `redis: ${name} reached ${acked} of ${this.waitReplicas} replicas within ${this.waitTimeoutMs} ms`);
     }
     return reply;
+  }
+
+  private async scriptAndWait<T>(name: string, keys: string[], args: Arg[]): Promise<[[Error | null, T], [Error | null, number]]> {
+    const p = this.redis.pipeline() as unknown as Record<string, (...a: Arg[]) => unknown> & { exec(): Promise<[Error | null, unknown][] | null> };
+    p[`rt_${name}`]!(keys.length, ...keys, ...args);
+    p.wait!(this.waitReplicas, this.waitTimeoutMs);
+    return (await this.call(p.exec())) as [[Error | null, T], [Error | null, number]];
   }
 
   /**
@@ -261,7 +271,7 @@ function mapError(err: unknown): unknown {
 }
 
 /** Replies that mean "this Redis cannot serve now", as opposed to a bug in a script or a call. */
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|OOM|NOREPLICAS|MISCONF)\b/;
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|OOM|NOREPLICAS|MISCONF|MOVED|ASK)\b/;
 
 function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error) || err instanceof RtError) return false;
