@@ -26,9 +26,9 @@ type Arg = string | number;
  * The one Redis connection the Redis stores share, with the scripts of `shared/redis/` loaded
  * (each with the prelude's helpers), the key names, and the mapping of failures.
  *
- * Key layout: every key of one room, one user, the sessions or the typing sweep shares a hash tag
- * (`<p>{r:R}:…`, `<p>{u:U}:…`, `<p>{s}:…`, `<p>{t}:…`), and each script touches the keys of one tag
- * only, so each script is one slot on Redis Cluster. Room names and user ids are escaped inside the
+ * Key layout: every key of one room, one user, or one bucket of the sessions or of the typing sweep
+ * shares a hash tag (`<p>{r:R}:…`, `<p>{u:U}:…`, `<p>{s:B}:…`, `<p>{t:B}:…`), and each script
+ * touches the keys of one tag only, so each script is one slot on a Redis Cluster. Room names and user ids are escaped inside the
  * tag (`escapeTag`). The keys of each concern are listed in its store (`history-redis.ts`, …).
  *
  * Failure: while Redis is unreachable every call rejects with `RtError('unavailable')` within about
