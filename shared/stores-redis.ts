@@ -1,3 +1,4 @@
+import { ConversationsRedis } from './conversations-redis.ts';
 import { HistoryRedis } from './history-redis.ts';
 import { NotificationsRedis } from './notifications-redis.ts';
 import { PresenceRedis } from './presence-redis.ts';
@@ -30,6 +31,7 @@ export function redisStores(target: RedisTarget, opts: RedisStoresOptions = {}):
   return {
     connection,
     history: new HistoryRedis(connection, o),
+    conversations: new ConversationsRedis(connection, o),
     presence: new PresenceRedis(connection, { ttlMs: o.historyTtlMs }),
     sessions: new SessionsRedis(connection),
     typing: new TypingRedis(connection),
