@@ -90,8 +90,10 @@ describe('Redis stores: keys and connection', () => {
       ...every('swept'),
       `${sb('s1')}node:n1`,
     ];
-    const tb = `${prefix}{t:${bucketOf(typed)}}`;
-    const typingKeys = [`${tb}:due`, `${tb}:tlease`, `${prefix}{r:${typed}}:typing`, `${prefix}{r:${typed}}:tname`];
+    // Room r is noted due in its bucket (its entry expires in a minute); `typed` was moved from its
+    // bucket's due index to that bucket's leases.
+    const tb = (room: string) => `${prefix}{t:${bucketOf(room)}}`;
+    const typingKeys = [`${tb(r)}:due`, `${tb(typed)}:tlease`, `${prefix}{r:${typed}}:typing`, `${prefix}{r:${typed}}:tname`];
     const notificationKeys = [
       ...['nitems', 'norder', 'nunread'].map((k) => `${prefix}{u:u%7B1%7D}:${k}`),
       ...['nitems', 'norder'].map((k) => `${prefix}{u:v}:${k}`),
