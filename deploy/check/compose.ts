@@ -114,7 +114,7 @@ export function checkCompose(p: Part, doc: Obj, services: ComposeService[], dock
     }
     if (s.role === 'worker' && !s.env.METRICS_PORT) p.problems.push(`${where}: a worker needs METRICS_PORT for its health check and /metrics`);
     if (s.role && !s.env.NATS_URL) p.problems.push(`${where}: NATS_URL is not set`);
-    if (s.role === 'worker' && !s.env.REDIS_URL) p.problems.push(`${where}: REDIS_URL is not set`);
+    if (s.role === 'worker' && !s.env.REDIS_URL && !s.env.REDIS_CLUSTER_NODES) p.problems.push(`${where}: neither REDIS_URL nor REDIS_CLUSTER_NODES is set`);
   }
   if (!services.some((s) => s.role === 'gateway')) p.problems.push('compose: no gateway service');
   if (!services.some((s) => s.role === 'worker')) p.problems.push('compose: no worker service');

@@ -22,7 +22,13 @@ import type { ChatClient, RunContext } from './clients.ts';
  * would hide such damage by resuming the sessions.)
  */
 export const FAULTS = ['kill-worker', 'drain-gateway', 'kill-gateway', 'kill-another-worker', 'restart-nats', 'rolling-restart', 'stall-redis', 'restart-redis'] as const;
-export type FaultName = (typeof FAULTS)[number];
+/**
+ * The faults of a run on a Redis Cluster: the one-server Redis faults are replaced by the death of
+ * the primary that serves a room (SIGKILL; its replica takes over, then the dead node comes back as
+ * the new primary's replica).
+ */
+export const CLUSTER_FAULTS = ['kill-worker', 'drain-gateway', 'kill-gateway', 'kill-another-worker', 'restart-nats', 'rolling-restart', 'kill-redis-primary'] as const;
+export type FaultName = (typeof FAULTS)[number] | (typeof CLUSTER_FAULTS)[number];
 
 export interface FaultRecord {
   name: FaultName;
@@ -41,6 +47,8 @@ export interface FaultEnv {
   ctx: RunContext;
   clients: readonly ChatClient[];
   drainMs: number;
+  /** The rooms of the run (the Redis Cluster fault kills the primary of one of them). */
+  rooms: readonly string[];
   /** Resolves once every client is online again; throws after a bound. */
   allOnline(what: string): Promise<void>;
   /** Resolves once `n` more publishes have been acknowledged; throws after a bound. */
@@ -92,6 +100,9 @@ export async function runFault(name: FaultName, env: FaultEnv): Promise<FaultRec
     case 'restart-redis':
       target = 'redis';
       await restartRedis(env, say);
+      break;
+    case 'kill-redis-primary':
+      target = await killRedisPrimary(env, say);
       break;
     case 'rolling-restart':
       target = cluster.gateways.map((g) => g.name).join(', ');
@@ -232,6 +243,32 @@ async function restartRedis(env: FaultEnv, say: (l: string) => void): Promise<vo
   const keysAfter = await waitFor(() => dbsize(redis.port), { timeoutMs: 20_000, what: 'Redis to answer DBSIZE after its restart' });
   await allReadyz(cluster.workers, 200, 'every worker ready after the Redis restart');
   say(`redis-server restarted (pid ${redis.pid}) from its append-only file: DBSIZE ${keysAfter}; every worker /readyz 200 after ${Date.now() - t0} ms`);
+}
+
+/**
+ * SIGKILL of the Redis Cluster primary that serves the first room's slot: its pid is gone, its
+ * replica is promoted and the cluster is ok again; publishes are acknowledged meanwhile on the
+ * other shards and, once the dead node is back as the new primary's replica, on this one too.
+ */
+async function killRedisPrimary(env: FaultEnv, say: (l: string) => void): Promise<string> {
+  const rc = env.cluster.redisCluster;
+  if (!rc) throw new Error('kill-redis-primary needs a run on a Redis Cluster');
+  const key = `rt:{r:${env.rooms[0]!}}:meta`;
+  const victim = await rc.primaryOf(key);
+  const svc = rc.services.find((x) => `${x.host}:${x.port}` === victim)!;
+  const pid = svc.pid!;
+  const t0 = Date.now();
+  const killed = rc.killPrimaryOf(key);
+  await gone(pid, `redis-server ${victim}`);
+  env.inFault();
+  say(`redis primary ${victim} (pid ${pid}) of room ${env.rooms[0]} SIGKILL: pid gone`);
+  await killed;
+  say(`replica ${await rc.primaryOf(key)} promoted, cluster_state ok after ${Date.now() - t0} ms`);
+  await rc.restartDead();
+  say(`${victim} restarted as a replica (pid ${svc.pid})`);
+  await env.moreAcks(env.settleAcks, 'publishes acknowledged after the Redis failover');
+  say(`${env.settleAcks} publishes acknowledged after the failover, ${Date.now() - t0} ms after the kill`);
+  return `redis ${victim}`;
 }
 
 // ---------------------------------------------------------------------------------------------

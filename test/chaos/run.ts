@@ -11,14 +11,16 @@
  * Options: --seed, --clients, --rooms, --gateways, --workers, --drain-ms, --interval-ms <min-max>
  * (pause between a client's publishes, 3000-9000), --faults <a,b,…> (a
  * subset of faults.ts's FAULTS, in the order given), --out <dir> (report directory; `-` to write
- * nothing), --keep (keep the run directory with the logs even on success).
+ * nothing), --keep (keep the run directory with the logs even on success), --redis-cluster (run on
+ * a local 6-node Redis Cluster with REDIS_WAIT_REPLICAS=1; its faults are CLUSTER_FAULTS, with the
+ * SIGKILL of a Redis primary instead of the one-server Redis faults).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FAULTS, type FaultName } from './faults.ts';
+import { CLUSTER_FAULTS, FAULTS, type FaultName } from './faults.ts';
 import { chaosSeed } from './random.ts';
 import { renderMarkdown, reportJson } from './report.ts';
 import { runChaos } from './scenario.ts';
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       faults: { type: 'string' },
       keep: { type: 'boolean' },
+      'redis-cluster': { type: 'boolean' },
     },
   });
   let seed: number;
@@ -77,10 +80,12 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   process.stdout.write(`chaos: seed ${seed} (replay: npm run chaos -- --seed ${seed}, or CHAOS_SEED=${seed})\n`);
-  const faults = values.faults?.split(',').map((f) => f.trim()) ?? [...FAULTS];
-  const unknown = faults.filter((f) => !(FAULTS as readonly string[]).includes(f));
+  const redisCluster = values['redis-cluster'] ?? false;
+  const known: readonly string[] = redisCluster ? CLUSTER_FAULTS : FAULTS;
+  const faults = values.faults?.split(',').map((f) => f.trim()) ?? [...known];
+  const unknown = faults.filter((f) => !known.includes(f));
   if (unknown.length) {
-    process.stderr.write(`chaos: unknown fault(s) ${unknown.join(', ')}; known: ${FAULTS.join(', ')}\n`);
+    process.stderr.write(`chaos: unknown fault(s) ${unknown.join(', ')}; known${redisCluster ? ' on a Redis Cluster' : ''}: ${known.join(', ')}\n`);
     process.exit(2);
   }
   const report = await runChaos({
@@ -93,6 +98,7 @@ async function main(): Promise<void> {
     publishIntervalMs: interval(values['interval-ms']),
     faults: faults as FaultName[],
     keepRunDir: values.keep ?? false,
+    redisCluster,
     log: (line) => process.stdout.write(`${line}\n`),
   });
   const c = commit();

@@ -10,8 +10,17 @@
  */
 import { existsSync } from 'node:fs';
 import { externalService, freePort, startLocalNats, startLocalRedis, waitForPort, type Service } from '../../tools/processes.ts';
+import { startLocalRedisCluster, type LocalRedisCluster } from '../../tools/redis-cluster.ts';
 
-export { freePort, waitForPort, type Service };
+export { freePort, waitForPort, type Service, type LocalRedisCluster };
+
+/**
+ * A Redis Cluster of six local redis-server processes (3 primaries, 3 replicas) on free ports, in a
+ * temporary directory removed by `stop()`. Always local: tests kill its primaries.
+ */
+export async function startRedisCluster(): Promise<LocalRedisCluster> {
+  return startLocalRedisCluster();
+}
 
 async function dockerAvailable(): Promise<boolean> {
   if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) return false;
