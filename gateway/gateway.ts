@@ -29,6 +29,8 @@ import { registerStatic } from './static.ts';
 import { SseConn, SseRoomMember, parseLastEventId } from './sse.ts';
 import { AddressLimiter, ConnectionLimiter, TrustedProxies, uwsPayloadLimit } from './limits.ts';
 import { RoomStream, defaultStreamOptions, type HistoryFrames, type StreamHost, type StreamMember } from './room-stream.ts';
+import { Hedger } from './hedge.ts';
+import { Canary } from './canary.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -196,6 +198,11 @@ export class Gateway {
   readonly registry: Registry;
   private readonly requestDuration: Histogram<'type'>;
   private readonly extraRegistries: Registry[];
+  /** Requests safe to repeat go through it: re-sent to another worker when the first is slow or lost. */
+  private readonly hedger: Hedger;
+  private readonly canary: Canary;
+  /** A second resync some time after a reconnect (see onBusReconnect); undefined when none is due. */
+  private resyncTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: GatewayOptions) {
     this.bus = opts.bus;
@@ -213,6 +220,9 @@ export class Gateway {
       fetchAfter: (room, after, limit) => this.fetchAfter(room, after, limit),
     };
     this.app = this.uws.App();
+    this.hedger = new Hedger(this.bus, subjects.requests, this.cfg.hedgeMs, this.cfg.requestTimeoutMs);
+    this.canary = new Canary(this.bus, this.nodeId, this.cfg.canaryMs, this.cfg.canaryStaleMs, this.log);
+    this.bus.onReconnect(this.guarded('reconnect', () => this.onBusReconnect()));
     this.userEvents = this.bus.subscribe(subjects.allUsers, this.guarded('user_event', (data: Uint8Array, subject: string) => this.onUserEvent(data, subject)));
     this.registry = createRegistry({ node: this.nodeId });
     this.requestDuration = new Histogram({
@@ -224,6 +234,7 @@ export class Gateway {
     });
     this.defineMetrics();
     this.routes();
+    this.canary.start();
     let busWasUp = true;
     const alive = () => {
       // Back from a bus outage: what rooms published meanwhile never arrived; fetch it.
@@ -265,6 +276,29 @@ export class Gateway {
     scrapedCounter(r, 'rt_gateway_slow_consumers_total', 'Connections closed with 1013 for falling more than MAX_BACKPRESSURE_BYTES behind.', () => st.slowConsumers);
     scrapedCounter(r, 'rt_gateway_errors_total', 'Unexpected exceptions caught at a callback boundary (answered 500 / internal / 1011), by where.', () => st.errors, 'where');
     scrapedCounter(r, 'rt_gateway_backpressure_drops_total', 'Frames uWS dropped because a client was over its backpressure limit.', () => st.drops);
+    scrapedCounter(r, 'rt_gateway_request_hedges_total', 'Requests sent a second time to another worker, by reason (delay: no answer within HEDGE_MS; no_responders).', () => this.hedger.hedges, 'reason');
+    scrapedGauge(r, 'rt_gateway_canary_age_seconds', 'Seconds since the delivery canary last made a round trip through the bus and this gateway\'s room subscriptions.', () => this.canary.ageSeconds);
+  }
+
+  /**
+   * Back on the bus, possibly on another server of the NATS cluster: the room subscriptions are
+   * active again, but what rooms published meanwhile never arrived, and without a later message
+   * nothing would reveal the gap. Catch up from history now, and once more a second later: the
+   * cluster learns of our re-sent subscriptions over its routes, and a message published through
+   * another server during that moment would otherwise stay missing until the room's next one.
+   */
+  private onBusReconnect(): void {
+    this.log.info({ rooms: this.streams.size }, 'bus reconnected; resyncing rooms from history');
+    for (const stream of this.streams.values()) stream.resync();
+    clearTimeout(this.resyncTimer);
+    this.resyncTimer = setTimeout(
+      this.guarded('resync', () => {
+        this.resyncTimer = undefined;
+        for (const stream of this.streams.values()) stream.resync();
+      }),
+      1000,
+    );
+    this.resyncTimer.unref();
   }
 
   /**
@@ -346,7 +380,7 @@ export class Gateway {
   }
 
   get ready(): boolean {
-    return !this.draining && this.bus.connected;
+    return !this.draining && this.bus.connected && this.canary.stale === undefined;
   }
 
   get connectionCount(): number {
@@ -377,6 +411,9 @@ export class Gateway {
       clearInterval(this.aliveTimer);
       clearInterval(this.backpressureTimer);
       clearInterval(this.statsTimer);
+      clearTimeout(this.resyncTimer);
+      this.canary.close();
+      this.hedger.close();
       this.addressLimiter?.close();
       const conns = [...this.conns];
       const started = Date.now();
@@ -464,7 +501,8 @@ export class Gateway {
     });
     app.get('/readyz', (res) => {
       const ok = this.ready;
-      const body = j({ status: ok ? 'ready' : 'not ready', bus: this.bus.connected, draining: this.draining });
+      const canary = this.canary.stale;
+      const body = j({ status: ok ? 'ready' : 'not ready', bus: this.bus.connected, draining: this.draining, ...(canary ? { canary } : {}) });
       res.cork(() => res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(body));
     });
     this.app.ws<UpgradeData>('/ws', {
@@ -852,7 +890,8 @@ export class Gateway {
           if (req.typing) conn.typing.add(req.room);
           else if (conn.isTyping) conn.typing.delete(req.room);
         }
-        this.forward(conn, req.id, text, req.type);
+        // Safe to repeat: reads, typing (a state, not an event) and publishes the store dedupes by cid.
+        this.forward(conn, req.id, text, req.type, req.type !== 'publish' || req.cid !== undefined);
         return;
       case 'notifications.list':
       case 'notifications.read':
@@ -873,10 +912,11 @@ export class Gateway {
   }
 
   /** Sends the frame to a worker and the worker's answer, if any, to the client. */
-  private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other'): void {
+  private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other', hedged = false): void {
     const timer = this.requestDuration.startTimer({ type });
     const started = performance.now();
-    this.request(conn.header + text + '}').then(
+    const envelope = conn.header + text + '}';
+    (hedged ? this.hedgedRequest(envelope) : this.request(envelope)).then(
       (answer) => {
         timer();
         if (this.latencies.length < MAX_LATENCY_SAMPLES) this.latencies.push(performance.now() - started);
@@ -923,6 +963,11 @@ export class Gateway {
     return this.bus.request(subjects.requests, encoder.encode(envelope), this.cfg.requestTimeoutMs);
   }
 
+  /** A request that is safe to send twice (see hedge.ts for why each kind is). */
+  private hedgedRequest(envelope: string): Promise<Uint8Array> {
+    return this.hedger.request(encoder.encode(envelope));
+  }
+
   private join(conn: Conn, req: RequestOf<'join'>, text: string): void {
     const { room } = req;
     if (!mayJoin(conn.identity, room)) {
@@ -955,7 +1000,7 @@ export class Gateway {
       this.releaseStream(stream);
     }
     conn.joining.add(room);
-    this.request(conn.header + text + '}').then(
+    this.hedgedRequest(conn.header + text + '}').then(
       (answer) => {
         conn.joining.delete(room);
         const reply = answer.length ? (JSON.parse(decoder.decode(answer)) as { type: string; seq?: number; epoch?: string }) : undefined;
@@ -1283,7 +1328,7 @@ export class Gateway {
   /** History for a stream's gap, asked of a worker as the gateway itself. */
   private async fetchAfter(room: string, after: number, limit: number): Promise<HistoryFrames | undefined> {
     try {
-      const answer = await this.request(this.systemHeader + j({ type: 'history', room, after, limit }) + '}');
+      const answer = await this.hedgedRequest(this.systemHeader + j({ type: 'history', room, after, limit }) + '}');
       const reply = JSON.parse(decoder.decode(answer)) as { type: string; seq: number; epoch: string; messages: MessageEvent[] };
       if (reply.type !== 'reply') return undefined;
       return {

@@ -13,6 +13,10 @@
  *   the subscription, which `flush()` waits for). A subject ending in `.>` matches every subject
  *   with that prefix and one or more further tokens (NATS semantics); others match exactly.
  * - Payloads are bytes and are not copied: a receiver must not mutate them.
+ * - After a reconnect (to the same server or, in a cluster, to another one) subscriptions and
+ *   queue memberships are active again by themselves, but what was published while this
+ *   connection was away was not delivered to it: `onReconnect` listeners are told, so that they
+ *   can catch up from where the messages are stored (room history).
  */
 export interface Bus {
   publish(subject: string, data: Uint8Array): void;
@@ -22,6 +26,8 @@ export interface Bus {
   serve(subject: string, queue: string, handler: RequestHandler): BusSubscription;
   /** Resolves when everything published or subscribed so far has reached the server. */
   flush(): Promise<void>;
+  /** Calls `listener` each time the connection is back after a drop (memory: never). */
+  onReconnect(listener: () => void): void;
   /** True while connected (memory: always, until closed). */
   readonly connected: boolean;
   /** Stops taking new messages, lets handlers in flight finish and answer, then closes. */
