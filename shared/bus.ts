@@ -10,7 +10,9 @@
  *   at once when no handler is subscribed, `disconnected` when the bus is down). It never hangs.
  * - A handler that throws answers the request with a `BusError` of kind `handler`; the bus stays up.
  * - `subscribe` is active for messages published after it returns (NATS: after the server has
- *   the subscription, which `flush()` waits for). A subject ending in `.>` matches every subject
+ *   the subscription, which `flush()` waits for; the other servers of a NATS cluster learn of it
+ *   over their routes a moment later, and a request sent through one of them meanwhile can get
+ *   `no_responders` — which the gateway's hedge retries). A subject ending in `.>` matches every subject
  *   with that prefix and one or more further tokens (NATS semantics); others match exactly.
  * - Payloads are bytes and are not copied: a receiver must not mutate them.
  * - After a reconnect (to the same server or, in a cluster, to another one) subscriptions and

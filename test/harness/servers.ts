@@ -10,8 +10,9 @@
  */
 import { existsSync } from 'node:fs';
 import { externalService, freePort, startLocalNats, startLocalRedis, waitForPort, type Service } from '../../tools/processes.ts';
+import { startLocalNatsCluster, type NatsCluster } from '../../tools/nats-cluster.ts';
 
-export { freePort, waitForPort, type Service };
+export { freePort, waitForPort, type Service, type NatsCluster };
 
 async function dockerAvailable(): Promise<boolean> {
   if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) return false;
@@ -69,4 +70,12 @@ export async function startNats(opts: NatsOptions = {}): Promise<Service> {
   if (process.env.NATS_URL && !opts.local) return externalService(process.env.NATS_URL);
   if (!opts.local && (await dockerAvailable())) return startContainer('nats:2-alpine', 4222, 'nats');
   return startLocalNats();
+}
+
+/**
+ * A 3-server NATS cluster (routes) of local nats-server processes, always local: the tests that
+ * use it kill its servers. `url` lists all three, as NATS_URL would.
+ */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  return startLocalNatsCluster({ size });
 }
