@@ -18,6 +18,7 @@
  * - pings every `welcome.heartbeat` ms and reconnects when a `pong` does not come in time.
  */
 import { CLOSE_CODES } from '../shared/protocol/codes.ts';
+import { SUBPROTOCOL } from '../shared/protocol/constants.ts';
 import type { User, WelcomeEvent } from '../shared/protocol/schemas.ts';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
 import { Emitter } from './emitter.ts';
@@ -48,7 +49,7 @@ export type { Frame } from './queue.ts';
 export type * from './types.ts';
 
 /** The subprotocol offered on every connection. */
-export const SUBPROTOCOL = 'rt.v1';
+export { SUBPROTOCOL } from '../shared/protocol/constants.ts';
 
 const {
   NORMAL,

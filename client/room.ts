@@ -23,11 +23,13 @@ import { RtError } from './errors.ts';
 import { timeout, type Frame } from './queue.ts';
 import type { HistoryResult, JoinResult, Message, PublishResult, RoomEvents } from './types.ts';
 
-/** The most a `history` request returns (the protocol's `MAX_HISTORY_LIMIT`, not imported: runtime code of schemas.ts would bring its schema library into the bundle). */
-export const MAX_HISTORY_LIMIT = 500;
+import { MAX_HISTORY_LIMIT, TYPING_TTL_MS } from '../shared/protocol/constants.ts';
 
-/** `typing: true` is sent again after this long while the user keeps typing (entries expire after ~5 s). */
-export const TYPING_REFRESH_MS = 3_000;
+/** The most a `history` request returns (from the dependency-free constants module, not schemas.ts, which would bring its schema library into the bundle). */
+export { MAX_HISTORY_LIMIT };
+
+/** `typing: true` is sent again after this long while the user keeps typing (entries expire after TYPING_TTL_MS). */
+export const TYPING_REFRESH_MS = Math.round(TYPING_TTL_MS * 0.6);
 
 /** What a room needs from its client. Not part of the public API. */
 export interface RoomHost {

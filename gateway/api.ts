@@ -8,6 +8,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type * as UWS from 'uWebSockets.js';
 import type { Config } from '../shared/config.ts';
 import { RtError } from '../shared/errors.ts';
+import { frames } from '../shared/protocol/internal.ts';
 import { NotificationCreate, ROOM_PATTERN, RoomMessageCreate } from '../shared/protocol/schemas.ts';
 import { Exchange, type Routes } from './http.ts';
 import { decodeComponent } from './values.ts';
@@ -22,8 +23,8 @@ const decoder = new TextDecoder();
 
 export interface ApiDeps {
   cfg: Config;
-  /** Sends a request to a worker as `user` and resolves with the worker's answer frame. */
-  ask(user: { id: string; name: string }, frame: Record<string, unknown>, timeoutMs?: number): Promise<Uint8Array>;
+  /** Sends a request frame to a worker as `user` and resolves with the worker's answer frame. */
+  ask(user: { id: string; name: string }, frame: string, timeoutMs?: number): Promise<Uint8Array>;
   /** Logs and counts an unexpected exception (it is answered 500 `internal`). */
   failed(where: string, err: unknown): void;
 }
@@ -66,7 +67,7 @@ export function registerServerApi(app: Routes, deps: ApiDeps): void {
       }
       if ((body.userId === undefined) === (body.userIds === undefined)) throw new RtError('bad_request', 'give exactly one of userId and userIds');
       const userIds = body.userIds ?? [body.userId!];
-      const frame = { type: '$notify', userIds, kind: body.kind, title: body.title, body: body.body, url: body.url };
+      const frame = frames.notify({ userIds, kind: body.kind, title: body.title, body: body.body, url: body.url });
       const answer = parse(await deps.ask(SERVER_USER, frame, Math.max(cfg.requestTimeoutMs, NOTIFY_TIMEOUT_MS)));
       ex.json(202, { ids: answer.ids });
     }, false),
@@ -84,7 +85,7 @@ export function registerServerApi(app: Routes, deps: ApiDeps): void {
         throw new RtError('too_large', `content is longer than ${cfg.maxContentChars} characters`);
       }
       const user = body.user ? { id: body.user.id, name: body.user.name } : SERVER_USER;
-      const answer = parse(await deps.ask(user, { type: 'publish', id: 1, room, content: body.content }));
+      const answer = parse(await deps.ask(user, JSON.stringify({ type: 'publish', id: 1, room, content: body.content })));
       ex.json(201, { seq: answer.seq });
     }),
   );
@@ -92,7 +93,7 @@ export function registerServerApi(app: Routes, deps: ApiDeps): void {
   app.get(
     '/api/rooms/:room/presence',
     route(async (ex, room) => {
-      const answer = parse(await deps.ask(SERVER_USER, { type: 'presence', id: 1, room }));
+      const answer = parse(await deps.ask(SERVER_USER, JSON.stringify({ type: 'presence', id: 1, room })));
       ex.json(200, { members: answer.members });
     }),
   );

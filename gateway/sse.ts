@@ -10,10 +10,21 @@
  * buffering for it without bound.
  */
 import type * as UWS from 'uWebSockets.js';
-import type { User } from '../shared/protocol/schemas.ts';
-import type { StreamMember } from './room-stream.ts';
+import type { Config } from '../shared/config.ts';
+import { errorFrame } from '../shared/errors.ts';
+import { randomId } from '../shared/ids.ts';
+import type { Logger } from '../shared/log.ts';
+import { ROOM_PATTERN, type User } from '../shared/protocol/schemas.ts';
+import { asAuthError, type Admission } from './admission.ts';
+import { mayJoin, type Identity } from './auth.ts';
+import type { Boundary } from './boundary.ts';
+import { MAX_TIMER_MS } from './conn.ts';
+import type { Fanout } from './fanout.ts';
+import { Exchange } from './http.ts';
+import type { RoomStream, StreamMember } from './room-stream.ts';
 
 const encoder = new TextEncoder();
+const ROOM_NAME = new RegExp(ROOM_PATTERN);
 const TYPE_AT = '{"type":"'.length;
 const QUOTE = 34;
 
@@ -141,5 +152,153 @@ export class SseRoomMember implements StreamMember {
   }
   send(frame: Uint8Array, seq?: number): void {
     this.conn.event(frame, seq === undefined ? undefined : this.room, seq);
+  }
+}
+
+/**
+ * The `/sse` endpoint and its open streams. A stream holds a reference on the RoomStream of each
+ * of its rooms and follows its user's events, like a WebSocket connection; it is admitted by the
+ * same checks (`Admission`) and ends when its credentials expire (a one-way stream cannot
+ * `refresh`).
+ */
+export class SseStreams {
+  /** Open streams and, for each, the room streams it holds. */
+  private readonly open = new Map<SseConn, { member: SseRoomMember; stream: RoomStream }[]>();
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly admission: Admission,
+    private readonly fanout: Fanout,
+    private readonly boundary: Boundary,
+    private readonly log: Logger,
+    /** WebSocket connections open on this gateway, which count against MAX_CONNECTIONS too. */
+    private readonly sockets: () => number,
+  ) {}
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /**
+   * `GET /sse?rooms=a,b`: authenticates as `/ws` does, replays what a `Last-Event-ID` says was
+   * missed (up to REPLAY_MAX per room), then follows the rooms and the user's own events.
+   */
+  serve(res: UWS.HttpResponse, req: UWS.HttpRequest): void {
+    const asking = this.admission.asking(res, req);
+    const lastEventId = req.getHeader('last-event-id') || asking.query.get('lastEventId');
+    const ex = new Exchange(res);
+    let conn: SseConn | undefined;
+    res.onAborted(() => {
+      ex.aborted = true;
+      if (conn) this.close(conn);
+    });
+    const refused = this.admission.refusal(asking, this.sockets() + this.open.size);
+    if (refused) return ex.error(refused.code, refused.message);
+    const rooms = [...new Set((asking.query.get('rooms') ?? '').split(',').filter(Boolean))];
+    const bad = rooms.find((r) => !ROOM_NAME.test(r));
+    if (bad !== undefined) return ex.error('bad_request', `invalid room name "${bad.slice(0, 130)}"`);
+    if (this.cfg.maxRoomsPerConnection > 0 && rooms.length > this.cfg.maxRoomsPerConnection) {
+      return ex.error('forbidden', `a stream may follow at most ${this.cfg.maxRoomsPerConnection} rooms`);
+    }
+    const positions = parseLastEventId(lastEventId);
+    void (async () => {
+      let identity: Identity;
+      try {
+        identity = await this.admission.identify(asking);
+      } catch (err) {
+        return ex.error('unauthorized', asAuthError(err).reason);
+      }
+      const denied = rooms.find((r) => !mayJoin(identity, r));
+      if (denied !== undefined) return ex.error('forbidden', `not allowed to follow "${denied}"`);
+      if (ex.aborted) return;
+      const sse = new SseConn(res, randomId(12), identity.user, rooms, this.cfg.sseMaxBufferBytes);
+      conn = sse;
+      this.open.set(sse, []);
+      const headers: Record<string, string> = {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        'x-accel-buffering': 'no',
+      };
+      this.admission.corsHeaders(asking.origin, headers);
+      res.cork(() => sse.start(headers, 2000));
+      if (identity.expiresAt !== undefined) {
+        sse.expiryTimer = setTimeout(
+          this.boundary.guarded('sse_expiry', () => {
+            sse.end(errorFrame(undefined, 'unauthorized', 'unauthorized: token expired'));
+            this.close(sse);
+          }),
+          Math.min(MAX_TIMER_MS, Math.max(0, identity.expiresAt - Date.now())),
+        );
+        sse.expiryTimer.unref();
+      }
+      this.ensureHeartbeat();
+      this.fanout.addSse(sse);
+      await Promise.all(rooms.map((room) => this.follow(sse, room, positions.get(room))));
+    })().catch((err: unknown) => {
+      this.log.warn({ err: (err as Error).message }, 'sse stream failed');
+      if (conn) conn.cut();
+      else ex.error('unavailable', 'backend unavailable; retry');
+    });
+  }
+
+  /** Replays a room from `after` (when the client said where it was), then attaches it live. */
+  private async follow(sse: SseConn, room: string, after: number | undefined): Promise<void> {
+    // Subscribed before the position is read, as for a join: nothing published after it is missed.
+    const stream = this.fanout.acquire(room);
+    const member = new SseRoomMember(sse, room, (m) => this.fanout.sseSubscribe(stream.topic, m));
+    const held = this.open.get(sse);
+    if (!held) return this.fanout.release(stream);
+    held.push({ member, stream });
+    let pos = after ?? 0;
+    let page = await this.fanout.fetchAfter(room, pos, after === undefined ? 0 : Math.min(500, this.cfg.replayMax));
+    if (!page) throw new Error('history unavailable');
+    if (after !== undefined && page.seq - after <= this.cfg.replayMax) {
+      for (let sent = 0; ; ) {
+        for (const { seq, frame } of page.frames) if (seq > pos) sse.event(frame, room, (pos = seq));
+        sent += page.frames.length;
+        if (pos >= page.seq || page.frames.length === 0 || sent >= this.cfg.replayMax || sse.closed) break;
+        const next = await this.fanout.fetchAfter(room, pos, Math.min(500, this.cfg.replayMax - sent));
+        if (!next) throw new Error('history unavailable');
+        page = next;
+      }
+    } else {
+      // Nothing to resume from, or too much missed: the stream starts at the room's present.
+      pos = page.seq;
+    }
+    if (sse.closed) return;
+    sse.positions.set(room, pos);
+    stream.attach(member, pos, page.epoch);
+  }
+
+  close(sse: SseConn): void {
+    const held = this.open.get(sse);
+    if (!held) return;
+    this.open.delete(sse);
+    sse.closed = true;
+    clearTimeout(sse.expiryTimer);
+    this.fanout.removeSse(sse);
+    for (const { member, stream } of held) {
+      this.fanout.sseUnsubscribe(stream.topic, member);
+      stream.detach(member);
+      this.fanout.release(stream);
+    }
+  }
+
+  private ensureHeartbeat(): void {
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(
+      this.boundary.guarded('sse_heartbeat', () => {
+        for (const sse of this.open.keys()) sse.comment('keepalive');
+      }),
+      this.cfg.sseHeartbeatMs,
+    );
+    this.heartbeat.unref();
+  }
+
+  /** Cuts every stream (the gateway is stopping); their EventSources reconnect elsewhere. */
+  cutAll(): void {
+    for (const sse of [...this.open.keys()]) sse.cut();
+    clearInterval(this.heartbeat);
   }
 }

@@ -84,6 +84,12 @@ export const subjects = {
   /** Requests from gateways; workers serve it in queue group `workers`. */
   requests: 'rt.req',
   workersQueue: 'workers',
+  /**
+   * Gateways' liveness reports (`$alive`), served by the workers' queue group apart from
+   * `requests`, with their own timeout: a backlog of client requests cannot make a gateway look
+   * dead, nor a liveness report wait behind it.
+   */
+  alive: 'rt.alive',
   /** Events of one room: messages (sequenced), presence, typing. */
   room: (room: string) => `rt.room.${subjectToken(room)}`,
   /** Events for every connection of one user: direct messages, notifications. */

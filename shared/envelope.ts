@@ -1,15 +1,6 @@
 /**
- * What gateways and workers say to each other over the bus (clients never see this).
- *
- * Request (gateway → worker, on `subjects.requests`): the client's frame, validated by the gateway
- * and embedded as it came, behind a per-connection header the gateway builds once at connect:
- *   {"c":"<connectionId>","n":"<node>","s":"<sessionId>","u":{"id":..,"name":..},"f":<client frame as received>}
- * so forwarding a frame costs one string concatenation, not a serialization.
- * Internal requests use types starting with `$` (`$open`, `$detach`, `$ticket.put`, `$ticket.take`,
- * `$notify`), which clients cannot send because the gateway only forwards validated protocol types.
- *
- * Answer (worker → gateway): the exact frame to send to the client (a `reply` or an `error`), or
- * zero bytes when there is nothing to send.
+ * What workers publish for the gateways to fan out (clients get the frame part). Requests and
+ * their answers between gateways and workers are in `shared/protocol/internal.ts`.
  *
  * User event (worker → gateways, on `subjects.user(user)`; each gateway receives them all through
  * one `subjects.allUsers` subscription):
@@ -22,21 +13,6 @@
  * `seq` 0 marks events outside the room sequence (presence, typing). The gateway reads the header
  * without parsing the frame and publishes the frame bytes as they are.
  */
-import type { User } from './protocol/schemas.ts';
-
-export interface RequestEnvelope<F = Record<string, unknown>> {
-  c: string;
-  n: string;
-  /** Session id; empty before the session is open, and in the gateway's own requests. */
-  s: string;
-  u: User;
-  f: F;
-}
-
-export function envelopeHeader(connId: string, node: string, user: User, sessionId = ''): string {
-  return `{"c":${JSON.stringify(connId)},"n":${JSON.stringify(node)},"s":${JSON.stringify(sessionId)},"u":${JSON.stringify({ id: user.id, name: user.name })},"f":`;
-}
-
 const encoder = new TextEncoder();
 const NL = 10;
 const SPACE = 32;

@@ -13,12 +13,25 @@
  *   store hands each expired item to one sweeper, so leaves are sent once however many workers run.
  */
 import { subjects, type Bus, type BusSubscription } from '../shared/bus.ts';
-import { encodeRoomEvent, type RequestEnvelope } from '../shared/envelope.ts';
+import { encodeRoomEvent } from '../shared/envelope.ts';
+import {
+  frameIs,
+  historyAnswer,
+  openAnswer,
+  positioned,
+  readEnvelope,
+  seqOfMessage,
+  ticketAnswer,
+  type FrameOf,
+  type FrameType,
+  type RequestEnvelope,
+} from '../shared/protocol/internal.ts';
 import { RtError, errorFrame, toClientError } from '../shared/errors.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
-import { DEFAULT_HISTORY_LIMIT, type RequestOf, type User } from '../shared/protocol/schemas.ts';
-import type { NotificationKind, StoredNotification } from '../shared/notifications.ts';
+import { DEFAULT_HISTORY_LIMIT, TYPING_TTL_MS } from '../shared/protocol/constants.ts';
+import type { RequestOf, User } from '../shared/protocol/schemas.ts';
+import type { StoredNotification } from '../shared/notifications.ts';
 import type { Stores } from '../shared/stores.ts';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS, createRegistry, timed } from '../shared/metrics.ts';
@@ -41,16 +54,19 @@ export const defaultWorkerOptions: WorkerOptions = {
   replayMax: 500,
   sessionGraceMs: 30_000,
   nodeTimeoutMs: 6_000,
-  typingTtlMs: 5_000,
+  typingTtlMs: TYPING_TTL_MS,
   sweepIntervalMs: 1_000,
 };
 
-type Frame = { type: string; id?: string | number } & Record<string, unknown>;
-type Handler = (env: RequestEnvelope<Frame>) => Promise<string>;
-type OpenFrame = { type: '$open'; session?: string };
-type DetachFrame = { type: '$detach'; typing?: string[] };
-/** From the gateway's `POST /api/notifications`, validated there. */
-type NotifyFrame = { type: '$notify'; userIds: string[]; kind: NotificationKind; title: string; body: string; url?: string };
+type Handler = (env: RequestEnvelope) => Promise<string>;
+type OpenFrame = FrameOf<'$open'>;
+type DetachFrame = FrameOf<'$detach'>;
+type NotifyFrame = FrameOf<'$notify'>;
+
+/** The handler of one frame type, given only envelopes of that type (read by `readEnvelope`). */
+function on<T extends FrameType>(type: T, handle: (env: RequestEnvelope<FrameOf<T>>) => Promise<string>): Handler {
+  return (env) => (frameIs(env, type) ? handle(env) : Promise.reject(new RtError('bad_request', `not a ${type} request`)));
+}
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -61,6 +77,7 @@ const SWEEP_LEASE_MS = 30_000;
 export class Worker {
   readonly id = randomId(6);
   private sub?: BusSubscription;
+  private aliveSub?: BusSubscription;
   private sweepTimer?: NodeJS.Timeout;
   private sweeping = false;
   private lastSweepError = 0;
@@ -98,26 +115,28 @@ export class Worker {
       tickets: timed(stores.tickets, storeOps),
     };
     this.handlers = {
-      join: (e) => this.join(e as RequestEnvelope<RequestOf<'join'>>),
-      leave: (e) => this.leave(e as RequestEnvelope<RequestOf<'leave'>>),
-      publish: (e) => this.publish(e as RequestEnvelope<RequestOf<'publish'>>),
-      typing: (e) => this.typing(e as RequestEnvelope<RequestOf<'typing'>>),
-      history: (e) => this.history(e as RequestEnvelope<RequestOf<'history'>>),
-      presence: (e) => this.presence(e as RequestEnvelope<RequestOf<'presence'>>),
-      direct: (e) => this.direct(e as RequestEnvelope<RequestOf<'direct'>>),
-      $open: (e) => this.open(e as RequestEnvelope<OpenFrame>),
-      $detach: (e) => this.detach(e as RequestEnvelope<DetachFrame>),
-      $alive: (e) => this.alive(e),
-      'notifications.list': (e) => this.notificationsList(e as RequestEnvelope<RequestOf<'notifications.list'>>),
-      'notifications.read': (e) => this.notificationsRead(e as RequestEnvelope<RequestOf<'notifications.read'>>),
-      $notify: (e) => this.notify(e as RequestEnvelope<NotifyFrame>),
-      '$ticket.put': (e) => this.ticketPut(e as RequestEnvelope<{ type: string; ticket: string; data: string; ttlMs: number }>),
-      '$ticket.take': (e) => this.ticketTake(e as RequestEnvelope<{ type: string; ticket: string }>),
+      join: on('join', (e) => this.join(e)),
+      leave: on('leave', (e) => this.leave(e)),
+      publish: on('publish', (e) => this.publish(e)),
+      typing: on('typing', (e) => this.typing(e)),
+      history: on('history', (e) => this.history(e)),
+      presence: on('presence', (e) => this.presence(e)),
+      direct: on('direct', (e) => this.direct(e)),
+      $open: on('$open', (e) => this.open(e)),
+      $detach: on('$detach', (e) => this.detach(e)),
+      $alive: on('$alive', (e) => this.alive(e)),
+      $history: on('$history', (e) => this.gapFill(e)),
+      'notifications.list': on('notifications.list', (e) => this.notificationsList(e)),
+      'notifications.read': on('notifications.read', (e) => this.notificationsRead(e)),
+      $notify: on('$notify', (e) => this.notify(e)),
+      '$ticket.put': on('$ticket.put', (e) => this.ticketPut(e)),
+      '$ticket.take': on('$ticket.take', (e) => this.ticketTake(e)),
     };
   }
 
   start(): void {
     this.sub = this.bus.serve(subjects.requests, subjects.workersQueue, (data) => this.handle(data));
+    this.aliveSub = this.bus.serve(subjects.alive, subjects.workersQueue, (data) => this.handle(data));
     if (this.opts.sweepIntervalMs > 0) {
       this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs);
       this.sweepTimer.unref();
@@ -130,26 +149,24 @@ export class Worker {
     this.sweepTimer = undefined;
     this.sub?.unsubscribe();
     this.sub = undefined;
+    this.aliveSub?.unsubscribe();
+    this.aliveSub = undefined;
   }
 
   async handle(data: Uint8Array): Promise<Uint8Array> {
-    let env: RequestEnvelope<Frame>;
-    try {
-      env = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as RequestEnvelope<Frame>;
-    } catch {
-      this.log.warn('malformed request envelope');
-      return encoder.encode(errorFrame(undefined, 'bad_request', 'malformed request'));
+    const read = readEnvelope(data);
+    if (!read.ok) {
+      this.log.warn({ code: read.code, reason: read.message }, 'malformed request envelope');
+      this.requests.inc({ type: 'invalid', result: read.code });
+      return encoder.encode(errorFrame(read.id, read.code, read.message));
     }
-    const frame = typeof env === 'object' && env !== null && typeof env.f === 'object' && env.f !== null ? env.f : undefined;
-    if (!frame) {
-      this.log.warn('malformed request envelope');
-      return encoder.encode(errorFrame(undefined, 'bad_request', 'malformed request'));
-    }
-    const handler = typeof frame.type === 'string' && Object.hasOwn(this.handlers, frame.type) ? this.handlers[frame.type] : undefined;
+    const env = read.env;
+    const frame = env.f;
+    const handler = Object.hasOwn(this.handlers, frame.type) ? this.handlers[frame.type] : undefined;
     const type = handler ? frame.type : 'unknown';
     const end = this.duration.startTimer({ type });
     try {
-      if (!handler) throw new RtError('unknown_type', `unknown type "${String(frame.type).slice(0, 64)}"`);
+      if (!handler) throw new RtError('unknown_type', `unknown type "${frame.type.slice(0, 64)}"`);
       const out = await handler(env);
       this.requests.inc({ type, result: 'ok' });
       return out ? encoder.encode(out) : EMPTY;
@@ -160,7 +177,7 @@ export class Worker {
         this.errors.inc({ type });
         this.log.error({ err, type, conn: env.c }, 'request failed');
       } else if (code === 'unavailable') this.log.warn({ type, err: err instanceof Error ? err.message : String(err) }, 'storage unavailable');
-      return encoder.encode(errorFrame(frame.id, code, message));
+      return encoder.encode(errorFrame('id' in frame ? frame.id : undefined, code, message));
     } finally {
       end();
     }
@@ -177,36 +194,35 @@ export class Worker {
             return { room, seq: page.seq, epoch: page.epoch };
           }),
         );
-        return j({ sessionId: f.session, resumed: true, rooms: positions, unread: await this.stores.notifications.notificationsUnread(u.id) });
+        return openAnswer({ sessionId: f.session, resumed: true, rooms: positions, unread: await this.stores.notifications.notificationsUnread(u.id) });
       }
     }
     const sessionId = randomId(16);
     const [, unread] = await Promise.all([this.stores.sessions.sessionCreate(sessionId, u, n, c), this.stores.notifications.notificationsUnread(u.id)]);
-    return j({ sessionId, resumed: false, rooms: [], unread });
+    return openAnswer({ sessionId, resumed: false, rooms: [], unread });
   }
 
   /** The connection closed: its session waits out the grace period; its typing ends now. */
   private async detach({ c, s, u, f }: RequestEnvelope<DetachFrame>): Promise<string> {
     await Promise.all([
       s ? this.stores.sessions.sessionDetach(s, c, this.opts.sessionGraceMs) : undefined,
-      ...(f.typing ?? []).map((room) => this.setTyping(room, u, false)),
+      ...f.typing.map((room) => this.setTyping(room, u, false)),
     ]);
     return '';
   }
 
-  private async alive({ n }: RequestEnvelope<Frame>): Promise<string> {
+  private async alive({ n }: RequestEnvelope<FrameOf<'$alive'>>): Promise<string> {
     await this.stores.sessions.nodeAlive(n);
     return '';
   }
 
-  private async ticketPut({ f }: RequestEnvelope<{ type: string; ticket: string; data: string; ttlMs: number }>): Promise<string> {
+  private async ticketPut({ f }: RequestEnvelope<FrameOf<'$ticket.put'>>): Promise<string> {
     await this.stores.tickets.ticketPut(f.ticket, f.data, f.ttlMs);
     return '{}';
   }
 
-  private async ticketTake({ f }: RequestEnvelope<{ type: string; ticket: string }>): Promise<string> {
-    const data = await this.stores.tickets.ticketTake(f.ticket);
-    return data === undefined ? '{}' : j({ data });
+  private async ticketTake({ f }: RequestEnvelope<FrameOf<'$ticket.take'>>): Promise<string> {
+    return ticketAnswer(await this.stores.tickets.ticketTake(f.ticket));
   }
 
   private async join({ s, n, u, f }: RequestEnvelope<RequestOf<'join'>>): Promise<string> {
@@ -231,9 +247,11 @@ export class Worker {
       if (recovered) page = { ...page, entries: page.entries.slice(0, page.seq - since) };
       else page = await this.stores.history.history(f.room, { limit });
     }
-    return (
+    return positioned(
+      page.seq,
+      page.epoch,
       `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"seq":${page.seq},"epoch":${j(page.epoch)},` +
-      `"members":${j(members)}${recovered === undefined ? '' : `,"recovered":${recovered}`},"history":[${page.entries.join(',')}]}`
+        `"members":${j(members)}${recovered === undefined ? '' : `,"recovered":${recovered}`},"history":[${page.entries.join(',')}]}`,
     );
   }
 
@@ -287,6 +305,12 @@ export class Worker {
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"seq":${page.seq},"epoch":${j(page.epoch)},"messages":[${page.entries.join(',')}]}`;
   }
 
+  /** A gateway's gap fill: the stored messages after `after`, exact, with their seqs. */
+  private async gapFill({ f }: RequestEnvelope<FrameOf<'$history'>>): Promise<string> {
+    const page = await this.stores.history.history(f.room, { after: f.after, limit: f.limit });
+    return historyAnswer(page.seq, page.epoch, page.entries.map((frame) => ({ seq: seqOfMessage(frame), frame })));
+  }
+
   private async presence({ f }: RequestEnvelope<RequestOf<'presence'>>): Promise<string> {
     const members = await this.stores.presence.presenceMembers(f.room);
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"members":${j(members)}}`;
@@ -317,7 +341,8 @@ export class Worker {
 
   /**
    * A notification for many users: stored in bulk (the store pipelines it), then published to each
-   * user's subject, which only gateways holding a connection of that user subscribe to.
+   * user's subject. Every gateway receives it (one `rt.user.>` subscription each) and delivers it
+   * only where the user has a connection.
    */
   private async notify({ f }: RequestEnvelope<NotifyFrame>): Promise<string> {
     const ts = new Date().toISOString();

@@ -4,13 +4,14 @@
  */
 import { RtClient, type Message, type Notification, type Room, type StateChange, type User } from '../index.ts';
 import { formatDateTime, formatTime, paintUser } from '../ui/format.ts';
+import { ROOM_PATTERN } from '../../shared/protocol/constants.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
 const NAME_KEY = 'rt.demo.name';
 const ROOMS_KEY = 'rt.demo.rooms';
 const DEFAULT_ROOMS = ['lobby', 'random'];
-const ROOM_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+const ROOM_NAME = new RegExp(ROOM_PATTERN);
 
 /** Creates an element; text children only (never HTML from the network). */
 function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: { class?: string; text?: string; title?: string } = {}, ...children: Node[]) {

@@ -27,6 +27,11 @@ export function parseRequest(text: string): ParseResult {
   } catch {
     return { ok: false, code: 'bad_request', message: 'malformed JSON' };
   }
+  return checkRequest(value);
+}
+
+/** Validates a frame already parsed (a worker reading the frame a gateway forwarded). Never throws. */
+export function checkRequest(value: unknown): ParseResult {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, code: 'bad_request', message: 'a frame must be a JSON object' };
   }

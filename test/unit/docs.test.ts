@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The team's notes that once sat next to the repository (spelled so that this file does not name them). */
 const OUTSIDE = new RegExp(['PROTOCOL', 'DESIGN', 'STYLE'].map((n) => `\\b${n}\\.md`).join('|'));
-const DOCS = ['README.md', 'docs/architecture.md', 'docs/protocol.md', 'client/README.md', 'deploy/README.md', 'bench/README.md'];
+const DOCS = ['README.md', 'docs/architecture.md', 'docs/protocol.md', 'client/README.md', 'deploy/README.md', 'bench/README.md', 'bin/README.md', 'tools/README.md', 'worker/README.md', 'shared/README.md', 'nginx/README.md'];
 
 describe.each(DOCS)('%s', (doc) => {
   const text = readFileSync(resolve(root, doc), 'utf8');
