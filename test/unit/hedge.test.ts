@@ -11,7 +11,7 @@ const te = new TextEncoder();
 const td = new TextDecoder();
 const SUBJECT = 'rt.req';
 
-let open: (() => void)[] = [];
+const open: (() => void)[] = [];
 afterEach(() => {
   for (const o of open.splice(0)) o();
 });
