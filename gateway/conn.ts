@@ -286,6 +286,8 @@ export class Connections {
         return;
       case 'notifications.list':
       case 'notifications.read':
+      case 'read':
+      case 'conversations':
         this.forward(conn, req.id, text, req.type);
         return;
       case 'direct':

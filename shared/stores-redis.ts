@@ -1,3 +1,4 @@
+import { ConversationsRedis } from './conversations-redis.ts';
 import { HistoryRedis } from './history-redis.ts';
 import { NotificationsRedis } from './notifications-redis.ts';
 import { PresenceRedis } from './presence-redis.ts';
@@ -27,6 +28,7 @@ export function redisStores(redisUrl: string, opts: RedisStoresOptions = {}): Re
   return {
     connection,
     history: new HistoryRedis(connection, o),
+    conversations: new ConversationsRedis(connection, o),
     presence: new PresenceRedis(connection, { ttlMs: o.historyTtlMs }),
     sessions: new SessionsRedis(connection),
     typing: new TypingRedis(connection),
