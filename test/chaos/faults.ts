@@ -21,14 +21,16 @@ import type { ChatClient, RunContext } from './clients.ts';
  * made them believe, before the final checks. (A reconnect of every client, as in a rolling restart,
  * would hide such damage by resuming the sessions.)
  */
-export const FAULTS = ['kill-worker', 'drain-gateway', 'kill-gateway', 'kill-another-worker', 'restart-nats', 'rolling-restart', 'stall-redis', 'restart-redis'] as const;
+export const FAULTS = ['kill-worker', 'drain-gateway', 'kill-gateway', 'kill-another-worker', 'kill-nats-server', 'restart-nats', 'rolling-restart', 'stall-redis', 'restart-redis'] as const;
 /**
  * The faults of a run on a Redis Cluster: the one-server Redis faults are replaced by the death of
  * the primary that serves a room (SIGKILL; its replica takes over, then the dead node comes back as
  * the new primary's replica).
  */
-export const CLUSTER_FAULTS = ['kill-worker', 'drain-gateway', 'kill-gateway', 'kill-another-worker', 'restart-nats', 'rolling-restart', 'kill-redis-primary'] as const;
+export const CLUSTER_FAULTS = ['kill-worker', 'drain-gateway', 'kill-gateway', 'kill-another-worker', 'kill-nats-server', 'restart-nats', 'rolling-restart', 'kill-redis-primary'] as const;
 export type FaultName = (typeof FAULTS)[number] | (typeof CLUSTER_FAULTS)[number];
+/** Faults that need a NATS cluster (the run's `natsServers` > 1); left out of a run on one nats-server. */
+export const NATS_CLUSTER_FAULTS: readonly FaultName[] = ['kill-nats-server'];
 
 export interface FaultRecord {
   name: FaultName;
@@ -89,6 +91,9 @@ export async function runFault(name: FaultName, env: FaultEnv): Promise<FaultRec
       await stopGateway(env, g, name === 'drain-gateway' ? 'SIGTERM' : 'SIGKILL', say, true);
       break;
     }
+    case 'kill-nats-server':
+      target = await killNatsServer(env, say);
+      break;
     case 'restart-nats':
       target = 'nats';
       await restartNats(env, say);
@@ -190,6 +195,39 @@ async function restartNats(env: FaultEnv, say: (l: string) => void): Promise<voi
   await nats.restart();
   await allReadyz([...cluster.gateways, ...cluster.workers], 200, 'gateways and workers ready after the NATS restart');
   say(`nats-server restarted (pid ${nats.pid}); every gateway and worker /readyz 200 after ${Date.now() - t0} ms`);
+}
+
+/**
+ * SIGKILL of the NATS server most gateways are on (a cluster of several: routes). Its clients
+ * reconnect to the other servers by themselves; every gateway and worker stays or becomes ready
+ * again, publishes go on being acknowledged; then the server is started again and rejoins.
+ */
+async function killNatsServer(env: FaultEnv, say: (l: string) => void): Promise<string> {
+  const { cluster } = env;
+  const nc = cluster.natsCluster;
+  if (!nc) throw new Error('kill-nats-server needs a NATS cluster (natsServers > 1)');
+  const on = await Promise.all(cluster.gateways.map((g) => nc.serverOf(`rt-gateway-${g.nodeId}`)));
+  const counts = nc.servers.map((_, i) => on.filter((x) => x === i).length);
+  const i = counts.indexOf(Math.max(...counts));
+  const server = nc.servers[i]!;
+  const pid = server.pid!;
+  const t0 = Date.now();
+  server.signal('SIGKILL');
+  await gone(pid, `nats-server ${i + 1}`);
+  env.inFault();
+  say(`nats-${i + 1} (pid ${pid}, holding ${counts[i]} of ${cluster.gateways.length} gateway connections) SIGKILL: pid gone`);
+  await waitFor(async () => (await Promise.all(cluster.gateways.map((g) => nc.serverOf(`rt-gateway-${g.nodeId}`)))).every((x) => x >= 0 && x !== i) || undefined, {
+    timeoutMs: NOTICE_MS,
+    what: 'every gateway on another NATS server',
+  });
+  await allReadyz([...cluster.gateways, ...cluster.workers], 200, 'gateways and workers ready on the remaining NATS servers');
+  say(`every gateway reconnected to another NATS server; every gateway and worker /readyz 200 after ${Date.now() - t0} ms`);
+  await env.moreAcks(env.settleAcks, 'publishes acknowledged without the killed NATS server');
+  say(`${env.settleAcks} publishes acknowledged on the remaining NATS servers`);
+  await server.restart();
+  await nc.waitForRoutes();
+  say(`nats-${i + 1} restarted (pid ${server.pid}) and routed to the others after ${Date.now() - t0} ms`);
+  return `nats-${i + 1}`;
 }
 
 /**
