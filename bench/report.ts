@@ -135,6 +135,7 @@ const LABEL: Record<TargetName, string> = {
   'raw-uws': 'raw uWS',
   embedded: 'embedded',
   cluster: 'cluster',
+  'cluster-redis-cluster': 'cluster on Redis Cluster',
   socketio: 'Socket.IO',
   'socketio-redis': 'Socket.IO + Redis',
 };

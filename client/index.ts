@@ -30,7 +30,9 @@ import type {
   ClientEvents,
   ConnectionState,
   CredentialSource,
+  Conversation,
   DirectMessage,
+  DirectResult,
   Notification,
   NotificationEvent,
   NotificationsReadEvent,
@@ -64,6 +66,9 @@ const {
 /** Close codes after which the client stops for good (docs/protocol.md, "Close codes": "stop" / "fix the client"). */
 export const STOP_CODES: ReadonlySet<number> = new Set([NORMAL.code, UNSUPPORTED_DATA.code, POLICY_VIOLATION.code, TOO_LARGE.code, FORBIDDEN.code]);
 
+/** Direct messages remembered per conversation to show each once (events may repeat after a retry). */
+const SHOWN_PER_CONVERSATION = 256;
+
 /** Reported as the close code when the client itself gives up on a connection (no welcome, no pong). */
 export const ABNORMAL_CLOSE = 1006;
 
@@ -94,6 +99,9 @@ export class RtClient extends Emitter<ClientEvents> {
   readonly #WebSocket: WebSocketConstructor;
   readonly #queue: RequestQueue;
   readonly #rooms = new Map<string, Room>();
+  /** Each conversation's latest seq and read cursor as last learned (for unread counts). */
+  readonly #conversations = new Map<string, { seq: number; read: number }>();
+  readonly #shown = new Map<string, Set<number>>();
   readonly #host: RoomHost;
   #state: ConnectionState = 'offline';
   #ws: WebSocketLike | undefined;
@@ -255,12 +263,53 @@ export class RtClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * A direct message to every connection of user `to`. Queued while disconnected, but not sent
-   * twice: lost with the connection while in flight, it fails with `disconnected`.
+   * A direct message to user `to` (yourself: a note to self), stored in the two users'
+   * conversation; resolves with it once stored. Safe to retry: it carries a `cid` (generated unless
+   * given), so it is sent again after a connection loss and stored once.
    */
-  async direct(to: string, content: string, opts: { timeoutMs?: number } = {}): Promise<{ ts: string }> {
-    const reply = await this.#request({ type: 'direct', to, content }, { retry: false, ...opts });
-    return { ts: reply.ts as string };
+  async direct(to: string, content: string, opts: { cid?: string; timeoutMs?: number } = {}): Promise<DirectResult> {
+    const cid = opts.cid ?? newCid();
+    const reply = await this.#request({ type: 'direct', to, content, cid }, { retry: true, ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) });
+    const room = reply.room as string;
+    const seq = reply.seq as number;
+    this.#seen(room, seq);
+    // What this user wrote is read for them (the server moved the cursor too).
+    this.#counts(room, seq, seq);
+    return { conversation: this.room(room), room, seq, ts: reply.ts as string, cid };
+  }
+
+  /** This user's conversations, most recent first (`before`: the `order` of the last one you have). */
+  async conversations(opts: { limit?: number; before?: number; timeoutMs?: number } = {}): Promise<Conversation[]> {
+    const { timeoutMs, ...fields } = opts;
+    const reply = await this.#request({ type: 'conversations', ...fields }, { retry: true, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+    const list = (reply.conversations as Conversation[]) ?? [];
+    for (const c of list) this.#counts(c.room, c.seq, c.read);
+    return list;
+  }
+
+  /** The unread count of a conversation as last learned (0 when unknown). */
+  unreadIn(room: string): number {
+    const c = this.#conversations.get(room);
+    return c ? Math.max(0, c.seq - c.read) : 0;
+  }
+
+  /** Shown (`direct`) seqs per conversation, the latest few: a repeated event is not shown twice. */
+  #seen(room: string, seq: number): boolean {
+    let seen = this.#shown.get(room);
+    if (!seen) this.#shown.set(room, (seen = new Set()));
+    if (seen.has(seq)) return false;
+    seen.add(seq);
+    if (seen.size > SHOWN_PER_CONVERSATION) seen.delete(seen.values().next().value!);
+    return true;
+  }
+
+  /** Learns a conversation's latest seq and read cursor (each only moves forward) and reports a change. */
+  #counts(room: string, seq: number, read?: number): void {
+    const c = this.#conversations.get(room) ?? { seq: 0, read: 0 };
+    const next = { seq: Math.max(c.seq, seq), read: Math.max(c.read, read ?? 0) };
+    if (next.seq === c.seq && next.read === c.read && this.#conversations.has(room)) return;
+    this.#conversations.set(room, next);
+    if (room.startsWith('dm:')) this.emit('conversation', { room, seq: next.seq, read: next.read, unread: Math.max(0, next.seq - next.read) });
   }
 
   readonly notifications = {
@@ -477,9 +526,23 @@ export class RtClient extends Emitter<ClientEvents> {
       case 'stats':
         this.#rooms.get(f.room as string)?._event(f);
         return;
-      case 'direct':
-        this.emit('direct', f as unknown as DirectMessage);
+      case 'direct': {
+        const e = f as unknown as DirectMessage;
+        if (!this.#seen(e.room, e.seq)) return;
+        const mine = e.from.id === this.#welcome?.user.id;
+        this.#counts(e.room, e.seq, mine ? e.seq : undefined);
+        // A joined conversation delivers the same message as its room's `message`: shown once, there.
+        const room = this.#rooms.get(e.room);
+        if (!room?.joined) this.emit('direct', e);
         return;
+      }
+      case 'read': {
+        const room = f.room as string;
+        const seq = f.seq as number;
+        this.#rooms.get(room)?._read(seq);
+        this.#counts(room, 0, seq);
+        return;
+      }
       case 'notification': {
         const e = f as unknown as NotificationEvent;
         if (typeof e.unread === 'number') this.#setUnread(e.unread);

@@ -21,7 +21,7 @@ import type { JoinReply, PresenceEvent, User } from '../shared/protocol/schemas.
 import { Emitter } from './emitter.ts';
 import { RtError } from './errors.ts';
 import { timeout, type Frame } from './queue.ts';
-import type { HistoryResult, JoinResult, Message, PublishResult, RoomEvents } from './types.ts';
+import type { HistoryResult, JoinResult, Message, PublishResult, ReadResult, RoomEvents } from './types.ts';
 
 import { MAX_HISTORY_LIMIT, TYPING_TTL_MS } from '../shared/protocol/constants.ts';
 
@@ -73,6 +73,7 @@ export class Room extends Emitter<RoomEvents> {
   #status: Status = 'left';
   #epoch: string | undefined;
   #seq = 0;
+  #read = 0;
   /** The seq the room is known to have reached; messages up to it come from history. */
   #target = 0;
   /** Messages above the position + 1, held back until the hole below them is filled. */
@@ -108,6 +109,45 @@ export class Room extends Emitter<RoomEvents> {
   /** The seq of the last message delivered (or the room's seq when joined). */
   get seq(): number {
     return this.#seq;
+  }
+
+  /** This user's read cursor in the room, as last learned (join, `markRead`, another device's `read`). */
+  get read(): number {
+    return this.#read;
+  }
+
+  /** Messages delivered or known to exist after the read cursor. */
+  get unread(): number {
+    return Math.max(0, Math.max(this.#seq, this.#target) - this.#read);
+  }
+
+  /**
+   * Moves this user's read cursor to `seq` (default: the last message delivered). It only moves
+   * forward; the user's other connections learn it (`unread` events there too).
+   */
+  async markRead(seq: number = this.#seq, opts: { timeoutMs?: number } = {}): Promise<ReadResult> {
+    const reply = await this.host.request(
+      { type: 'read', room: this.name, seq: Math.max(0, Math.floor(seq)) },
+      { room: this.name, retry: true, ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) },
+    );
+    this._read(reply.seq as number);
+    return { room: this.name, seq: this.#read, unread: this.unread };
+  }
+
+  /** Marks read what this room has delivered to the application (call it when those messages were shown). */
+  markShown(opts: { timeoutMs?: number } = {}): Promise<ReadResult> {
+    return this.markRead(this.#seq, opts);
+  }
+
+  /** The read cursor moved (a reply, or a `read` event from another connection). Not public API. */
+  _read(seq: number): void {
+    if (!(seq > this.#read)) return;
+    this.#read = seq;
+    this.#emitUnread();
+  }
+
+  #emitUnread(): void {
+    this.emit('unread', { room: this.name, read: this.#read, unread: this.unread });
   }
 
   get epoch(): string | undefined {
@@ -333,6 +373,7 @@ export class Room extends Emitter<RoomEvents> {
       return;
     }
     this.#setMembers(reply.members);
+    if (typeof reply.read === 'number') this.#read = Math.max(this.#read, reply.read);
     const history = reply.history ?? [];
     if (!rejoin) {
       this.#epoch = reply.epoch;
@@ -345,6 +386,7 @@ export class Room extends Emitter<RoomEvents> {
       this.#target = reply.seq;
       this.#settleJoin(this.#snapshot([]));
     }
+    this.#emitUnread();
     this.host.roomReady();
     void this.#catchUp();
   }
@@ -387,6 +429,7 @@ export class Room extends Emitter<RoomEvents> {
     this.#seq = m.seq;
     this.#lossAt = undefined;
     this.emit('message', m);
+    this.#emitUnread();
   }
 
   /** Reports a hole and moves the position to `from` (in `epoch`): delivery continues after it. */

@@ -15,6 +15,7 @@ import type {
   WelcomeEvent,
 } from '../shared/protocol/schemas.ts';
 import type { RtError } from './errors.ts';
+import type { Room } from './room.ts';
 import type { PaceOptions } from './pacer.ts';
 
 export type { DirectEvent, MessageEvent, Notification, PresenceEvent, User, WelcomeEvent };
@@ -159,8 +160,46 @@ export type NotificationEvent = Omit<Static<typeof NotificationEventSchema>, 'ty
 /** `notifications.read`: marked read on another connection of this user (`ids` or `all`). */
 export type NotificationsReadEvent = Omit<Static<typeof NotificationsReadEventSchema>, 'type'>;
 
-/** `direct`: `from`, `content`, `ts`. */
+/**
+ * `direct`: a message in a conversation (`room`, `seq`, `from`, `to`, `content`, `ts`, `cid?`),
+ * emitted once per (`room`, `seq`), and only while the conversation's room is not joined: a joined
+ * room delivers it as its `message` instead, so the application sees each message exactly once.
+ */
 export type DirectMessage = DirectEvent;
+
+export interface ReadResult {
+  room: string;
+  /** The read cursor after the request (never lower than before). */
+  seq: number;
+  unread: number;
+}
+
+/** `unread` (room) and `conversation` (client): a room's read cursor or latest seq changed. */
+export interface UnreadCounts {
+  room: string;
+  read: number;
+  unread: number;
+}
+
+/** One of the user's conversations (`client.conversations()`). */
+export interface Conversation {
+  room: string;
+  with: User;
+  seq: number;
+  read: number;
+  unread: number;
+  order: number;
+  last?: Message;
+}
+
+export interface DirectResult {
+  /** The conversation's room (join it for its history and live stream). */
+  conversation: Room;
+  room: string;
+  seq: number;
+  ts: string;
+  cid: string;
+}
 
 export interface RoomEvents {
   /** Every room message exactly once, in `seq` order (see `recovery` for holes). */
@@ -179,12 +218,16 @@ export interface RoomEvents {
    * refreshed token no longer allow it. The room is left; nothing more arrives from it.
    */
   revoked: RtError;
+  /** The read cursor or the delivered messages changed: this user's unread count in the room. */
+  unread: UnreadCounts;
 }
 
 export interface ClientEvents {
   state: StateChange;
   welcome: WelcomeEvent;
   direct: DirectMessage;
+  /** A conversation's unread count changed (a new message, or a read cursor moved on any device). */
+  conversation: UnreadCounts & { seq: number };
   notification: NotificationEvent;
   'notifications.read': NotificationsReadEvent;
   /** The unread notification count, when it changes. */

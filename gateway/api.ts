@@ -8,8 +8,9 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type * as UWS from 'uWebSockets.js';
 import type { Config } from '../shared/config.ts';
 import { RtError } from '../shared/errors.ts';
+import { isUserId } from '../shared/protocol/constants.ts';
 import { frames } from '../shared/protocol/internal.ts';
-import { NotificationCreate, ROOM_PATTERN, RoomMessageCreate } from '../shared/protocol/schemas.ts';
+import { MAX_HISTORY_LIMIT, NotificationCreate, ROOM_PATTERN, RoomMessageCreate } from '../shared/protocol/schemas.ts';
 import { Exchange, type Routes } from './http.ts';
 import { decodeComponent } from './values.ts';
 
@@ -89,6 +90,24 @@ export function registerServerApi(app: Routes, deps: ApiDeps): void {
       ex.json(201, { seq: answer.seq });
     }),
   );
+
+  app.get('/api/users/:user/conversations', (res, req) => {
+    // Everything from the request is read now: it is gone after the handler's first await.
+    const user = decodeComponent(req.getParameter(0) ?? '');
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    route(async (ex) => {
+      if (user === undefined || !isUserId(user)) throw new RtError('bad_request', 'invalid user id');
+      const frame: Record<string, unknown> = { type: 'conversations', id: 1 };
+      for (const [name, max] of [['limit', MAX_HISTORY_LIMIT], ['before', Number.MAX_SAFE_INTEGER]] as const) {
+        const v = query.get(name);
+        if (v === null) continue;
+        if (!/^\d{1,16}$/.test(v) || Number(v) > max) throw new RtError('bad_request', `${name}: a whole number from 0 to ${max}`);
+        frame[name] = Number(v);
+      }
+      const answer = parse(await deps.ask({ id: user, name: user }, JSON.stringify(frame)));
+      ex.json(200, { conversations: answer.conversations });
+    }, false)(res, req);
+  });
 
   app.get(
     '/api/rooms/:room/presence',

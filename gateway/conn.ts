@@ -309,10 +309,13 @@ export class Connections {
           if (req.typing) conn.typing.add(req.room);
           else if (conn.isTyping) conn.typing.delete(req.room);
         }
-        this.forward(conn, req.id, text, req.type);
+        // Safe to repeat: reads, typing (a state, not an event) and publishes the store dedupes by cid.
+        this.forward(conn, req.id, text, req.type, req.type !== 'publish' || req.cid !== undefined);
         return;
       case 'notifications.list':
       case 'notifications.read':
+      case 'read':
+      case 'conversations':
         this.forward(conn, req.id, text, req.type);
         return;
       case 'direct':
@@ -335,7 +338,7 @@ export class Connections {
    * `overloaded` at once, and so is one a worker refused at its own limit. A request that was not
    * started may be sent again as it is (a publish keeps its cid).
    */
-  private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other'): void {
+  private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other', hedged = false): void {
     const perConn = this.cfg.maxInFlightPerConnection;
     const perGateway = this.cfg.maxInFlightPerGateway;
     if (perConn > 0 && conn.inFlight >= perConn) return this.refuse(conn, id, 'connection');
@@ -347,7 +350,7 @@ export class Connections {
     conn.inFlight++;
     this.inFlight++;
     const timer = this.d.requestDuration.startTimer({ type });
-    this.upstream.request(conn.header, text).then(
+    (hedged ? this.upstream.hedged(conn.header, text) : this.upstream.request(conn.header, text)).then(
       (answer) => {
         this.answered(conn, timer, started);
         if (answer.length > 0) this.reply(conn, answer);
@@ -451,7 +454,8 @@ export class Connections {
       this.fanout.release(stream);
     }
     conn.joining.add(room);
-    this.upstream.request(conn.header, text).then(
+    // A join is safe to repeat: presence is keyed by session, so a second one changes nothing.
+    this.upstream.hedged(conn.header, text).then(
       (answer) => {
         conn.joining.delete(room);
         // A reply carries the room position in front of the client's frame; an error does not.

@@ -11,6 +11,7 @@
  */
 import type * as UWS from 'uWebSockets.js';
 import type { Config } from '../shared/config.ts';
+import { isConversationRoom } from '../shared/conversations.ts';
 import { errorFrame } from '../shared/errors.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
@@ -209,7 +210,8 @@ export class SseStreams {
       } catch (err) {
         return ex.error('unauthorized', asAuthError(err).reason);
       }
-      const denied = rooms.find((r) => !mayJoin(identity, r));
+      // A conversation (`dm:`) is joined through a worker, which checks its participants; a stream is not.
+      const denied = rooms.find((r) => !mayJoin(identity, r) || isConversationRoom(r));
       if (denied !== undefined) return ex.error('forbidden', `not allowed to follow "${denied}"`);
       if (ex.aborted) return;
       const sse = new SseConn(res, randomId(12), identity.user, rooms, this.cfg.sseMaxBufferBytes);

@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from './clock.ts';
+import { ConversationsMemory } from './conversations-memory.ts';
 import type { MemoryContext } from './expiring-map.ts';
 import { HistoryMemory } from './history-memory.ts';
 import { NotificationsMemory } from './notifications-memory.ts';
@@ -16,6 +17,7 @@ export interface MemoryStoresOptions extends Partial<StoreOptions> {
 /** The in-memory bundle, with its implementations reachable (for tests: `size`). */
 export interface MemoryStores extends Stores {
   history: HistoryMemory;
+  conversations: ConversationsMemory;
   presence: PresenceMemory;
   sessions: SessionsMemory;
   typing: TypingMemory;
@@ -46,11 +48,12 @@ export function memoryStores(opts: MemoryStoresOptions = {}): MemoryStores {
   // while it has members.
   const presence: PresenceMemory = new PresenceMemory(ctx, { ttlMs: o.historyTtlMs }, (room) => history.forgetIfEmpty(room));
   const history: HistoryMemory = new HistoryMemory(ctx, o, (room) => presence.has(room));
+  const conversations = new ConversationsMemory(ctx, o);
   const sessions = new SessionsMemory(ctx);
   const typing = new TypingMemory(ctx);
   const notifications = new NotificationsMemory(ctx, o);
   const tickets = new TicketsMemory(ctx);
-  const all = [history, presence, sessions, typing, notifications, tickets];
+  const all = [history, conversations, presence, sessions, typing, notifications, tickets];
 
   // Often enough that expired rooms do not pile up, rarely enough to cost nothing when idle.
   const every = Math.min(60_000, Math.max(1000, Math.min(o.historyTtlMs, o.dedupeTtlMs, o.notificationsTtlMs)));
@@ -62,6 +65,7 @@ export function memoryStores(opts: MemoryStoresOptions = {}): MemoryStores {
 
   return {
     history,
+    conversations,
     presence,
     sessions,
     typing,

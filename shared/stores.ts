@@ -1,3 +1,4 @@
+import type { Conversations } from './conversations.ts';
 import type { History } from './history.ts';
 import type { Notifications } from './notifications.ts';
 import type { Presence } from './presence.ts';
@@ -7,7 +8,8 @@ import type { Typing } from './typing.ts';
 
 /**
  * Durable state, one port per concern, each in its own file with its contract:
- * `history.ts` (room history with sequence numbers and epochs), `presence.ts`, `sessions.ts`
+ * `history.ts` (room history with sequence numbers and epochs), `conversations.ts` (each user's
+ * conversations and read cursors), `presence.ts`, `sessions.ts`
  * (sessions and gateway liveness), `typing.ts`, `notifications.ts`, `tickets.ts`. Every port has an
  * in-memory implementation (`<port>-memory.ts`, the embedded mode) and a Redis one
  * (`<port>-redis.ts`, one Lua script per atomic step); both pass the same contract suite
@@ -20,6 +22,7 @@ import type { Typing } from './typing.ts';
  */
 export interface Stores {
   history: History;
+  conversations: Conversations;
   presence: Presence;
   sessions: Sessions;
   typing: Typing;

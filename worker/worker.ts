@@ -33,6 +33,7 @@ import { DEFAULT_HISTORY_LIMIT, TYPING_TTL_MS } from '../shared/protocol/constan
 import type { RequestOf, User } from '../shared/protocol/schemas.ts';
 import type { StoredNotification } from '../shared/notifications.ts';
 import type { Stores } from '../shared/stores.ts';
+import { conversationRoom, isConversationRoom } from '../shared/conversations.ts';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS, createRegistry, timed } from '../shared/metrics.ts';
 import { encodeUserEvent } from '../shared/envelope.ts';
@@ -110,6 +111,7 @@ export class Worker {
     const storeOps = new Histogram({ name: 'rt_store_operation_duration_seconds', help: 'Store (Redis or memory) operations, by operation.', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers });
     this.stores = {
       history: timed(stores.history, storeOps),
+      conversations: timed(stores.conversations, storeOps),
       presence: timed(stores.presence, storeOps),
       sessions: timed(stores.sessions, storeOps),
       typing: timed(stores.typing, storeOps),
@@ -124,6 +126,8 @@ export class Worker {
       history: on('history', (e) => this.history(e)),
       presence: on('presence', (e) => this.presence(e)),
       direct: on('direct', (e) => this.direct(e)),
+      read: on('read', (e) => this.read(e)),
+      conversations: on('conversations', (e) => this.conversations(e)),
       $open: on('$open', (e) => this.open(e)),
       $detach: on('$detach', (e) => this.detach(e)),
       $alive: on('$alive', (e) => this.alive(e)),
@@ -229,6 +233,7 @@ export class Worker {
 
   private async join({ s, n, u, f }: RequestEnvelope<RequestOf<'join'>>): Promise<string> {
     const limit = f.limit ?? DEFAULT_HISTORY_LIMIT;
+    await this.mustBeParticipant(u, f.room);
     // The session learns the room first, so that a sweep finds every presence entry it must remove.
     await this.stores.sessions.sessionAddRoom(s, f.room);
     const { firstForUser, members } = await this.stores.presence.presenceAdd(f.room, { connId: s, user: u, node: n });
@@ -249,11 +254,13 @@ export class Worker {
       if (recovered) page = { ...page, entries: page.entries.slice(0, page.seq - since) };
       else page = await this.stores.history.history(f.room, { limit });
     }
+    const read = Math.min(page.seq, await this.stores.conversations.readGet(u.id, f.room, page.epoch));
     return positioned(
       page.seq,
       page.epoch,
       `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"seq":${page.seq},"epoch":${j(page.epoch)},` +
-        `"members":${j(members)}${recovered === undefined ? '' : `,"recovered":${recovered}`},"history":[${page.entries.join(',')}]}`,
+        `"members":${j(members)}${recovered === undefined ? '' : `,"recovered":${recovered}`},"read":${read},"unread":${page.seq - read},` +
+        `"history":[${page.entries.join(',')}]}`,
     );
   }
 
@@ -271,7 +278,11 @@ export class Worker {
     }
   }
 
-  private async publish({ u, f }: RequestEnvelope<RequestOf<'publish'>>): Promise<string> {
+  private async publish({ c, u, f }: RequestEnvelope<RequestOf<'publish'>>): Promise<string> {
+    if (isConversationRoom(f.room)) {
+      const partner = await this.mustBeParticipant(u, f.room);
+      return this.conversationMessage(c, u, partner, f.room, f.content, f.cid, f.id);
+    }
     const ts = new Date().toISOString();
     const head = `{"type":"message","room":${j(f.room)},"seq":`;
     const tail = `,"user":${j(u)},"content":${j(f.content)},"ts":"${ts}"${f.cid === undefined ? '' : `,"cid":${j(f.cid)}`}}`;
@@ -313,16 +324,87 @@ export class Worker {
     return historyAnswer(page.seq, page.epoch, page.entries.map((frame) => ({ seq: seqOfMessage(frame), frame })));
   }
 
-  private async presence({ f }: RequestEnvelope<RequestOf<'presence'>>): Promise<string> {
+  private async presence({ u, f }: RequestEnvelope<RequestOf<'presence'>>): Promise<string> {
+    await this.mustBeParticipant(u, f.room);
     const members = await this.stores.presence.presenceMembers(f.room);
     return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"members":${j(members)}}`;
   }
 
-  private async direct({ u, f }: RequestEnvelope<RequestOf<'direct'>>): Promise<string> {
+  private async direct({ c, u, f }: RequestEnvelope<RequestOf<'direct'>>): Promise<string> {
+    const self = f.to === u.id;
+    // The recipient's name is not known here: their id stands for it until they write back.
+    const partner = self ? u : { id: f.to, name: f.to };
+    return this.conversationMessage(c, u, partner, conversationRoom(u.id, f.to), f.content, f.cid, f.id, !self);
+  }
+
+  /**
+   * A message in a conversation, from `direct` or a `publish` to its room. Three single-slot steps,
+   * in this order: the append (the conversation's slot: seq, history, dedupe), then each
+   * participant's index (their own slots), then the events. A crash after the append leaves the
+   * indexes and the events undone; the client's retry with the same `cid` gets the stored seq back
+   * (`duplicate`) and redoes the rest, which is idempotent (an index entry only moves forward;
+   * gateways drop a room seq they delivered, the SDK a `direct` it showed). Without a `cid` the
+   * message is in the history and the next message of the conversation brings the indexes up.
+   */
+  private async conversationMessage(
+    c: string,
+    u: User,
+    partner: User,
+    room: string,
+    content: string,
+    cid: string | undefined,
+    id: string | number | undefined,
+    guessedName = false,
+  ): Promise<string> {
     const ts = new Date().toISOString();
-    this.bus.publish(subjects.user(f.to), encodeUserEvent(`{"type":"direct","from":${j(u)},"content":${j(f.content)},"ts":"${ts}"}`));
-    if (f.id === undefined) return '';
-    return `{"type":"reply"${idPart(f.id)},"ts":"${ts}"}`;
+    const head = `{"type":"message","room":${j(room)},"seq":`;
+    const tail = `,"user":${j(u)},"content":${j(content)},"ts":"${ts}"${cid === undefined ? '' : `,"cid":${j(cid)}`}}`;
+    const res = await this.stores.history.append(room, { head, tail, ts, dedupeKey: cid === undefined ? undefined : `${u.id}\n${cid}` });
+    const storedTail = res.duplicate ? tail.replace(`"ts":"${ts}"`, `"ts":"${res.ts}"`) : tail;
+    const message = head + res.seq + storedTail;
+    const self = partner.id === u.id;
+    // The sender has read what they wrote: their cursor moves with it (their other connections are told).
+    const [cursor] = await Promise.all([
+      this.stores.conversations.readSet(u.id, room, res.seq, res.epoch),
+      this.stores.conversations.conversationTouch(u.id, { room, with: partner, withName: !guessedName, seq: res.seq, epoch: res.epoch, last: message }),
+      self ? undefined : this.stores.conversations.conversationTouch(partner.id, { room, with: u, withName: true, seq: res.seq, epoch: res.epoch, last: message }),
+    ]);
+    this.roomEvents.add(room, res.seq, res.epoch, message);
+    if (cursor.moved) this.bus.publish(subjects.user(u.id), encodeUserEvent(`{"type":"read","room":${j(room)},"seq":${cursor.seq}}`, c));
+    const event =
+      `{"type":"direct","room":${j(room)},"seq":${res.seq},"from":${j(u)},"to":${j(partner.id)},"content":${j(content)},"ts":"${res.ts}"` +
+      `${cid === undefined ? '' : `,"cid":${j(cid)}`}}`;
+    // The sending connection has the reply; the sender's other connections and the recipient's all get the event.
+    this.bus.publish(subjects.user(u.id), encodeUserEvent(event, c));
+    if (!self) this.bus.publish(subjects.user(partner.id), encodeUserEvent(event));
+    if (id === undefined) return '';
+    return `{"type":"reply"${idPart(id)},"room":${j(room)},"seq":${res.seq},"ts":"${res.ts}"}`;
+  }
+
+  /** In a conversation room, the other participant, and `forbidden` for anyone else; in other rooms, no check (the user). */
+  private async mustBeParticipant(u: User, room: string): Promise<User> {
+    if (!isConversationRoom(room)) return u;
+    const partner = await this.stores.conversations.conversationWith(u.id, room);
+    if (!partner) throw new RtError('forbidden', `"${room}" is a conversation of two other users`);
+    return partner;
+  }
+
+  /** Moves the read cursor (clamped to the room's seq) and tells the user's other connections. */
+  private async read({ c, u, f }: RequestEnvelope<RequestOf<'read'>>): Promise<string> {
+    await this.mustBeParticipant(u, f.room);
+    const page = await this.stores.history.history(f.room, { limit: 0 });
+    const cursor = await this.stores.conversations.readSet(u.id, f.room, Math.min(f.seq, page.seq), page.epoch);
+    if (cursor.moved) this.bus.publish(subjects.user(u.id), encodeUserEvent(`{"type":"read","room":${j(f.room)},"seq":${cursor.seq}}`, c));
+    return `{"type":"reply"${idPart(f.id)},"room":${j(f.room)},"seq":${cursor.seq},"unread":${Math.max(0, page.seq - cursor.seq)}}`;
+  }
+
+  private async conversations({ u, f }: RequestEnvelope<RequestOf<'conversations'>>): Promise<string> {
+    const list = await this.stores.conversations.conversationsList(u.id, { limit: f.limit ?? DEFAULT_HISTORY_LIMIT, before: f.before });
+    const items = list.map((e) => {
+      const read = Math.min(e.read, e.seq);
+      return `{"room":${j(e.room)},"with":${j(e.with)},"seq":${e.seq},"read":${read},"unread":${e.seq - read},"order":${e.order},"last":${e.last}}`;
+    });
+    return `{"type":"reply"${idPart(f.id)},"conversations":[${items.join(',')}]}`;
   }
 
   private async notificationsList({ u, f }: RequestEnvelope<RequestOf<'notifications.list'>>): Promise<string> {

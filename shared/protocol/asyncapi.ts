@@ -31,6 +31,7 @@ import {
   SUBPROTOCOL,
   TicketCreated,
   User,
+  UserConversations,
 } from './schemas.ts';
 
 export type Direction = 'send' | 'receive';
@@ -57,6 +58,8 @@ const pascal = (type: string) => camel(type).replace(/^\w/, (c) => c.toUpperCase
 const ann = { id: 'ann', name: 'Ann' };
 const bob = { id: 'bob', name: 'Bob' };
 const TS = '2024-05-01T12:00:00.000Z';
+/** The conversation of ann and bob (`conversationRoom`). */
+const DM = 'dm:Qm3x0_aEw2kXnZbA7yq1cUoRlP9tV8sJhG4fD6eW5iY';
 const message = (seq: number, content: string) => ({ type: 'message', room: 'lobby', seq, user: ann, content, ts: TS });
 const notification = { id: 'n1', kind: 'info', title: 'Welcome', body: 'Your account is ready.', url: 'https://example.com/start', ts: TS, read: false };
 
@@ -72,6 +75,8 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
     members: [ann, bob],
     history: [{ ...message(42, 'hello'), cid: 'c-42' }],
     recovered: true,
+    read: 41,
+    unread: 1,
   },
   leaveRequest: { type: 'leave', id: 2, room: 'lobby' },
   leaveReply: { type: 'reply', id: 2, room: 'lobby' },
@@ -83,8 +88,16 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
   historyReply: { type: 'reply', id: 5, room: 'lobby', seq: 43, epoch: 'k3j9x2', messages: [message(41, 'hi'), message(42, 'hello')] },
   presenceRequest: { type: 'presence', id: 6, room: 'lobby' },
   presenceReply: { type: 'reply', id: 6, room: 'lobby', members: [ann, bob] },
-  directRequest: { type: 'direct', id: 7, to: 'bob', content: 'psst' },
-  directReply: { type: 'reply', id: 7, ts: TS },
+  directRequest: { type: 'direct', id: 7, to: 'bob', content: 'psst', cid: 'c-7' },
+  directReply: { type: 'reply', id: 7, room: DM, seq: 3, ts: TS },
+  readRequest: { type: 'read', id: 12, room: DM, seq: 3 },
+  readReply: { type: 'reply', id: 12, room: DM, seq: 3, unread: 0 },
+  conversationsRequest: { type: 'conversations', id: 13, limit: 20 },
+  conversationsReply: {
+    type: 'reply',
+    id: 13,
+    conversations: [{ room: DM, with: bob, seq: 3, read: 2, unread: 1, order: 17, last: { type: 'message', room: DM, seq: 3, user: bob, content: 'psst', ts: TS } }],
+  },
   notificationsListRequest: { type: 'notifications.list', id: 8, limit: 20, unreadOnly: true },
   notificationsListReply: { type: 'reply', id: 8, items: [notification], unread: 1 },
   notificationsReadRequest: { type: 'notifications.read', id: 9, ids: ['n1'] },
@@ -107,7 +120,8 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
   messageEvent: { ...message(43, 'hello'), cid: 'c-43' },
   presenceEvent: { type: 'presence', room: 'lobby', event: 'join', user: bob },
   typingEvent: { type: 'typing', room: 'lobby', users: [bob] },
-  directEvent: { type: 'direct', from: bob, content: 'psst', ts: TS },
+  directEvent: { type: 'direct', room: DM, seq: 3, from: bob, to: 'ann', content: 'psst', ts: TS, cid: 'c-7' },
+  readEvent: { type: 'read', room: DM, seq: 3 },
   notificationEvent: { type: 'notification', notification, unread: 1 },
   notificationsReadEvent: { type: 'notifications.read', all: true, unread: 0 },
   statsEvent: {
@@ -292,6 +306,15 @@ const HTTP_API: Endpoint[] = [
     summary: 'Who is in a room now.',
     auth: 'The server API key: `Authorization: Bearer <API_KEY>`',
     responses: [{ status: 200, description: 'OK.', contentType: 'application/json', schema: ref('RoomPresence') },
+      ...errorResponses('bad_request', 'unauthorized', 'forbidden', 'unavailable'),
+    ],
+  },
+  {
+    method: 'GET',
+    path: '/api/users/{user}/conversations',
+    summary: "A user's conversations, most recent first, with read cursors and unread counts, as `conversations` answers them (`?limit=`, `?before=`).",
+    auth: 'The server API key: `Authorization: Bearer <API_KEY>`',
+    responses: [{ status: 200, description: 'OK.', contentType: 'application/json', schema: ref('UserConversations') },
       ...errorResponses('bad_request', 'unauthorized', 'forbidden', 'unavailable'),
     ],
   },
@@ -529,6 +552,7 @@ export function asyncApiDocument(opts: { serverUrl?: string } = {}): Record<stri
         RoomMessageCreate: jsonSchema(RoomMessageCreate),
         RoomMessageCreated: jsonSchema(RoomMessageCreated),
         RoomPresence: jsonSchema(RoomPresence),
+        UserConversations: jsonSchema(UserConversations),
         HttpError: jsonSchema(HttpError),
       },
       securitySchemes: SECURITY_SCHEMES,

@@ -34,6 +34,8 @@ const Epoch = Type.String({
 });
 const Timestamp = Type.String({ description: 'ISO 8601 time, UTC (`2024-05-01T12:00:00.000Z`).' });
 const AnswerId = describe(RequestId, 'The `id` of the request this answers.');
+const Cid = Type.String({ minLength: 1, maxLength: 128, description: 'Client message id.' });
+const Unread = Type.Integer({ minimum: 0, description: 'Messages after the read cursor.' });
 
 /** A user id as a request names one (`direct`'s `to`, a notification's recipients). */
 export const UserId = Type.String({
@@ -88,7 +90,7 @@ export const Requests = {
     },
     {
       description:
-        'Join a room: subscribe to its messages, presence and typing, and get its members and latest history. Rooms named `private:…` need credentials whose `rooms` claim allows them, and a connection may be in a limited number of rooms (default 100): `forbidden` otherwise.',
+        'Join a room: subscribe to its messages, presence and typing, and get its members and latest history. Rooms named `private:…` need credentials whose `rooms` claim allows them, conversation rooms (`dm:…`) their two participants, and a connection may be in a limited number of rooms (default 100): `forbidden` otherwise.',
     },
   ),
   leave: Type.Object(
@@ -142,10 +144,32 @@ export const Requests = {
     {
       type: Type.Literal('direct'),
       id: Type.Optional(RequestId),
-      to: describe(UserId, "The recipient's user id."),
+      to: describe(UserId, "The recipient's user id (your own: notes to self). A user who never connected gets it when they first do."),
       content: Type.String({ description: 'The message text.' }),
+      cid: Type.Optional(describe(Cid, 'Client message id, for safe retries: a retry with the same `cid` from the same user returns the first `seq` and stores nothing new.')),
     },
-    { description: 'Send a direct message to a user, delivered to every connection of theirs, on every gateway. Not stored.' },
+    {
+      description:
+        'Send a direct message: it is stored in the two users\' conversation, a room named by the server (`dm:…`, the same in both directions) with everything a room guarantees (order, `history`, `join` with `since`, idempotent `cid`, limits). The recipient\'s connections and the sender\'s other ones get a `direct` event, on every gateway; connections that joined the conversation room also get its `message` (the same `room` and `seq`: show each once). Only the two participants may join the room.',
+    },
+  ),
+  read: Type.Object(
+    {
+      type: Type.Literal('read'),
+      id: Type.Optional(RequestId),
+      room: describe(RoomName, 'The room or conversation (a conversation: only its participants).'),
+      seq: describe(Seq, 'The last `seq` the user has seen. A cursor only moves forward (a lower `seq` leaves it); past the room\'s latest `seq` it is clamped.'),
+    },
+    { description: "Move the user's read cursor in a room. The user's other connections get a `read` event when it moved." },
+  ),
+  conversations: Type.Object(
+    {
+      type: Type.Literal('conversations'),
+      id: Type.Optional(RequestId),
+      limit: Type.Optional(describe(Limit, `Most conversations to return (default ${DEFAULT_HISTORY_LIMIT}, max ${MAX_HISTORY_LIMIT}).`)),
+      before: Type.Optional(Type.Integer({ minimum: 0, description: 'Paging: only conversations with an `order` below this (give the `order` of the last one you have).' })),
+    },
+    { description: "List the user's conversations, most recent first, with read cursors and unread counts." },
   ),
   refresh: Type.Object(
     {
@@ -254,11 +278,18 @@ export type TypingEvent = Static<typeof TypingEvent>;
 export const DirectEvent = Type.Object(
   {
     type: Type.Literal('direct'),
+    room: describe(RoomName, 'The conversation (`dm:…`): join it for its history and `message` events.'),
+    seq: describe(Seq, "The message's position in the conversation, as in the room's `message`."),
     from: describe(User, 'The sender.'),
+    to: describe(UserId, "The recipient's user id (the sender's other connections get the event too)."),
     content: Type.String({ description: 'The message text.' }),
-    ts: describe(Timestamp, 'When it was sent (ISO 8601).'),
+    ts: describe(Timestamp, 'When it was stored (ISO 8601).'),
+    cid: Type.Optional(Type.String({ description: 'The client message id the sender gave, if any.' })),
   },
-  { description: 'A direct message to this user, delivered to every connection of the recipient, on every gateway.' },
+  {
+    description:
+      "A direct message, to every connection of the recipient and the sender's other connections, on every gateway, whether or not they joined the conversation room. A connection that joined it also gets the same message as the room's `message` event: show a message once per (`room`, `seq`).",
+  },
 );
 export type DirectEvent = Static<typeof DirectEvent>;
 
@@ -290,10 +321,10 @@ export const Notification = Type.Object(
 );
 export type Notification = Static<typeof Notification>;
 
-const Unread = Type.Integer({ minimum: 0, description: 'Unread notifications left.' });
+const UnreadNotifications = Type.Integer({ minimum: 0, description: 'Unread notifications left.' });
 
 export const NotificationEvent = Type.Object(
-  { type: Type.Literal('notification'), notification: describe(Notification, 'The new notification.'), unread: Unread },
+  { type: Type.Literal('notification'), notification: describe(Notification, 'The new notification.'), unread: UnreadNotifications },
   { description: 'A new notification for this user, on every connection of theirs.' },
 );
 
@@ -302,9 +333,18 @@ export const NotificationsReadEvent = Type.Object(
     type: Type.Literal('notifications.read'),
     ids: Type.Optional(Type.Array(Type.String(), { description: 'The notifications marked read (absent with `all`).' })),
     all: Type.Optional(Type.Literal(true, { description: 'Every notification was marked read.' })),
-    unread: Unread,
+    unread: UnreadNotifications,
   },
   { description: 'Some notifications were marked read on another connection of this user (`ids`, or `all: true`).' },
+);
+
+export const ReadEvent = Type.Object(
+  {
+    type: Type.Literal('read'),
+    room: describe(RoomName, 'The room or conversation.'),
+    seq: describe(Seq, "The user's read cursor now."),
+  },
+  { description: "The user's read cursor in a room moved, on another connection of theirs." },
 );
 
 export const ErrorFrame = Type.Object(
@@ -359,6 +399,7 @@ export const Events = {
   presence: PresenceEvent,
   typing: TypingEvent,
   direct: DirectEvent,
+  read: ReadEvent,
   notification: NotificationEvent,
   'notifications.read': NotificationsReadEvent,
   stats: StatsEvent,
@@ -386,6 +427,8 @@ export const JoinReply = Type.Object(
     recovered: Type.Optional(
       Type.Boolean({ description: 'Only with `since`: `true` iff every message after `since` is in `history`; never a silent partial replay.' }),
     ),
+    read: describe(Seq, "The joining user's read cursor in the room (0: none)."),
+    unread: Unread,
   },
   { description: 'The answer to `join`.' },
 );
@@ -422,14 +465,48 @@ export const PresenceReply = reply(
   'The answer to `presence`.',
 );
 
-export const DirectReply = reply({ ts: describe(Timestamp, 'When it was sent (ISO 8601).') }, 'The answer to `direct`.');
+export const DirectReply = reply(
+  {
+    room: describe(RoomName, "The conversation's room (`dm:…`), the same for the pair in both directions."),
+    seq: describe(Seq, "The stored message's `seq` (for a retried `cid`, the first one's)."),
+    ts: describe(Timestamp, 'When it was stored (ISO 8601).'),
+  },
+  'The answer to `direct`, sent once the message is stored.',
+);
+
+export const ReadReply = reply(
+  {
+    room: describe(RoomName, 'The room.'),
+    seq: describe(Seq, "The user's read cursor after the request (never lower than before)."),
+    unread: Unread,
+  },
+  'The answer to `read`.',
+);
+
+export const Conversation = Type.Object(
+  {
+    room: describe(RoomName, "The conversation's room (`dm:…`)."),
+    with: describe(User, 'The other participant (yourself, for notes to self).'),
+    seq: describe(Seq, "The conversation's latest `seq`."),
+    read: describe(Seq, "The user's read cursor in it (0: none)."),
+    unread: Unread,
+    order: Type.Integer({ minimum: 0, description: 'Rises with every newer message in any of the user\'s conversations; page with `before`.' }),
+    last: Type.Optional(describe(MessageEvent, 'The latest message.')),
+  },
+  { title: 'Conversation', description: "One of a user's conversations." },
+);
+
+export const ConversationsReply = reply(
+  { conversations: Type.Array(Conversation, { description: 'Most recent first.' }) },
+  'The answer to `conversations`.',
+);
 
 export const NotificationsListReply = reply(
   { items: Type.Array(Notification, { description: 'The notifications.' }), unread: Type.Integer({ minimum: 0, description: 'Unread notifications in all.' }) },
   'The answer to `notifications.list`.',
 );
 
-export const NotificationsReadReply = reply({ unread: Unread }, 'The answer to `notifications.read`.');
+export const NotificationsReadReply = reply({ unread: UnreadNotifications }, 'The answer to `notifications.read`.');
 
 export const RefreshReply = reply(
   {
@@ -449,6 +526,8 @@ export const Replies = {
   history: HistoryReply,
   presence: PresenceReply,
   direct: DirectReply,
+  read: ReadReply,
+  conversations: ConversationsReply,
   refresh: RefreshReply,
   'notifications.list': NotificationsListReply,
   'notifications.read': NotificationsReadReply,
@@ -512,6 +591,11 @@ export const RoomMessageCreated = Type.Object(
 export const RoomPresence = Type.Object(
   { members: Type.Array(User, { description: 'The room\'s members now, one entry per user.' }) },
   { title: 'RoomPresence', description: '`GET /api/rooms/{room}/presence` → 200.' },
+);
+
+export const UserConversations = Type.Object(
+  { conversations: Type.Array(Conversation, { description: 'Most recent first.' }) },
+  { title: 'UserConversations', description: '`GET /api/users/{user}/conversations` → 200 (`?limit=`, `?before=` as in `conversations`).' },
 );
 
 export const HttpError = Type.Object(

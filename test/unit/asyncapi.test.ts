@@ -19,8 +19,8 @@ import { parseRequest } from '../../shared/protocol/validate.ts';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Protocol v1: every type is written out here, so that adding or dropping one is a visible change. */
-const REQUEST_TYPES = ['join', 'leave', 'publish', 'typing', 'history', 'presence', 'direct', 'notifications.list', 'notifications.read', 'refresh', 'ping'];
-const EVENT_TYPES = ['welcome', 'message', 'presence', 'typing', 'direct', 'notification', 'notifications.read', 'error'];
+const REQUEST_TYPES = ['join', 'leave', 'publish', 'typing', 'history', 'presence', 'direct', 'read', 'conversations', 'notifications.list', 'notifications.read', 'refresh', 'ping'];
+const EVENT_TYPES = ['welcome', 'message', 'presence', 'typing', 'direct', 'read', 'notification', 'notifications.read', 'error'];
 /** Events beyond the chat protocol proper (the gateways' dashboard feed). */
 const ADDITIVE_EVENT_TYPES = ['stats'];
 const HTTP_ROUTES = [
@@ -28,6 +28,7 @@ const HTTP_ROUTES = [
   'POST /api/notifications',
   'POST /api/rooms/{room}/messages',
   'GET /api/rooms/{room}/presence',
+  'GET /api/users/{user}/conversations',
   'GET /sse',
   'GET /healthz',
   'GET /readyz',
