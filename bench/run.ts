@@ -302,7 +302,7 @@ const doc = `# Benchmark ${date}
 - **Versions:** ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}.
 - **Targets:**
 ${targets.map((t) => `  - \`${t}\`: ${describeTarget(t, targetOpts)}`).join('\n')}
-- **Our settings:** every limit off (\`RATE_LIMIT_RPS=0 CONNECT_RATE_PER_IP=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_USER=0 MAX_ROOMS_PER_CONNECTION=0\`), \`LOG_LEVEL=warn\`, \`ALLOW_ANONYMOUS=true\` (\`?username=\`) except in C (a JWT per connection, \`JWT_SECRET\`, HS256).
+- **Our settings:** every limit off (\`RATE_LIMIT_RPS=0 CONNECT_RATE_PER_IP=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_USER=0 MAX_ROOMS_PER_CONNECTION=0 MAX_IN_FLIGHT_PER_CONNECTION=0\`; the gateway's in-flight window at its default), \`LOG_LEVEL=warn\`, \`ALLOW_ANONYMOUS=true\` (\`?username=\`) except in C (a JWT per connection, \`JWT_SECRET\`, HS256).
 - **Load generator:** one Node process, raw sockets with a minimal RFC 6455 client (bench/loadgen/) that counts frames from their headers; source addresses 127.1.0.1–200; connects ${p.connectConcurrency} at a time.
 - **Workload:** content of ${p.contentLength} characters per message; A: ${p.members} members, one of them publishing with ${p.window} (and ${p.deepWindow}) publishes outstanding, measured ${p.measureMs / 1000} s after ${p.warmupMs / 1000} s warm-up; B: ${p.rates.join(' and ')} msg/s for ${p.latencyMs / 1000} s each; C: ${p.idleConnections} connections, ${p.idleRooms} rooms; D: ${p.rooms} rooms × ${p.roomSize} members, one of each room publishes with ${p.roomWindow} outstanding; E: one \`POST /api/notifications\` to the ${p.rooms * p.roomSize} users of D (the references store nothing, they only publish to each user's topic or room).
 

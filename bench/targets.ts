@@ -37,6 +37,9 @@ export const BENCH_ENV: Record<string, string> = {
   MAX_CONNECTIONS: '0',
   MAX_CONNECTIONS_PER_USER: '0',
   MAX_ROOMS_PER_CONNECTION: '0',
+  // A per-connection limit, like the rate limit: A's one publisher keeps 1000 publishes in flight.
+  // The gateway's own window (MAX_IN_FLIGHT_PER_GATEWAY) stays on: it is what D's overload measures.
+  MAX_IN_FLIGHT_PER_CONNECTION: '0',
   LOG_LEVEL: 'warn',
   ALLOW_ANONYMOUS: 'true',
   JWT_SECRET,
