@@ -141,6 +141,8 @@ export class RtClient extends Emitter<ClientEvents> {
       internal: (frame) => this.#internal(frame),
       fire: (frame) => this.#fire(frame),
       roomReady: () => this.#flush(),
+      // A markRead on this connection moves the conversation's count too (others learn it from `read`).
+      readMoved: (room, seq) => this.#conversations.onRead(room, seq),
       closedError: () => this.#closedError,
       newCid: () => newCid(),
       retryDelay: (attempt) => this.#retryDelay(attempt),
