@@ -130,6 +130,7 @@ const LABEL: Record<TargetName, string> = {
   'raw-uws': 'raw uWS',
   embedded: 'embedded',
   cluster: 'cluster',
+  'cluster-redis-cluster': 'cluster on Redis Cluster',
   socketio: 'Socket.IO',
   'socketio-redis': 'Socket.IO + Redis',
 };

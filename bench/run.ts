@@ -3,7 +3,7 @@
  *
  *   --runs N            runs of everything (default 3; 1 with --quick); each figure is the median
  *   --quick             one run, shorter measurement windows (about 4 minutes instead of 13)
- *   --scenarios A,B,C,D,E    --targets raw-uws,embedded,cluster,socketio,socketio-redis
+ *   --scenarios A,B,C,D,E    --targets raw-uws,embedded,cluster,cluster-redis-cluster,socketio,socketio-redis
  *   --gateways N --workers M (cluster, default 2 and 2)   --sio-nodes K (socketio-redis, default 2)
  *   --window W --deep-window W2 --measure-ms T --warmup-ms T --latency-ms T
  *   --cpu-prof DIR      profile our servers' processes (embedded; the cluster's gateways and workers)
@@ -32,7 +32,7 @@ import { TARGET_NAMES, describeTarget, pinTo, roles, startTarget, tasksetAvailab
 const RESULTS_DIR = join(ROOT, 'bench', 'results');
 const SCENARIOS = ['A', 'B', 'C', 'D', 'E'];
 /** The distributed Socket.IO is what scenario D's target compares our cluster with; A shows the adapter's cost. */
-const APPLICABLE: Partial<Record<TargetName, string[]>> = { 'socketio-redis': ['A', 'D'] };
+const APPLICABLE: Partial<Record<TargetName, string[]>> = { 'socketio-redis': ['A', 'D'], 'cluster-redis-cluster': ['D'] };
 
 const { values: args } = parseArgs({
   options: {

@@ -23,10 +23,10 @@ import { LocalProcess, freePort, httpStatus, onPath, startLocalRedis, waitFor, w
 import { CONFIG_SPEC } from '../shared/config.ts';
 import type { Endpoint, Proto } from './loadgen/protocols.ts';
 
-export type TargetName = 'raw-uws' | 'embedded' | 'cluster' | 'socketio' | 'socketio-redis';
-export const TARGET_NAMES: TargetName[] = ['raw-uws', 'embedded', 'cluster', 'socketio', 'socketio-redis'];
+export type TargetName = 'raw-uws' | 'embedded' | 'cluster' | 'cluster-redis-cluster' | 'socketio' | 'socketio-redis';
+export const TARGET_NAMES: TargetName[] = ['raw-uws', 'embedded', 'cluster', 'cluster-redis-cluster', 'socketio', 'socketio-redis'];
 /** Ours: connect with JWTs in scenario C, and the ones the targets of the issue are about. */
-export const OURS: TargetName[] = ['embedded', 'cluster'];
+export const OURS: TargetName[] = ['embedded', 'cluster', 'cluster-redis-cluster'];
 
 export const JWT_SECRET = 'rt-bench-secret-0123456789abcdef0123456789';
 export const API_KEY = 'rt-bench-api-key-0123456789abcdef';
@@ -107,6 +107,8 @@ export function describeTarget(name: TargetName, o: Pick<TargetOptions, 'gateway
       return 'bin/embedded.ts: one process (gateway + worker, in-process bus, memory store)';
     case 'cluster':
       return `startCluster(): ${o.gateways} gateway${o.gateways > 1 ? 's' : ''} + ${o.workers} worker${o.workers > 1 ? 's' : ''} + nats-server + redis-server (+ nginx, idle: clients connect to the gateway ports directly, round robin)`;
+    case 'cluster-redis-cluster':
+      return `the cluster target on a 6-node Redis Cluster (3 primaries, 3 replicas; REDIS_WAIT_REPLICAS=0) instead of one redis-server`;
     case 'socketio':
       return 'bench/servers/socketio.ts: Socket.IO 4.8, one process, websocket transport only';
     case 'socketio-redis':
@@ -207,9 +209,11 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<T
         stop: async () => void (await proc.stop(15_000)),
       };
     }
-    case 'cluster': {
+    case 'cluster':
+    case 'cluster-redis-cluster': {
       const runDir = join(o.workDir, `cluster-${++seq}`);
       const cluster: Cluster = await startCluster({
+        ...(name === 'cluster-redis-cluster' ? { redisCluster: true } : {}),
         gateways: o.gateways,
         workers: o.workers,
         env: { ...BENCH_ENV, ...agentEnv(o, true) },

@@ -31,7 +31,9 @@ async function openBus(cfg: Config, name: string): Promise<Bus> {
 
 function openStores(cfg: Config): Stores {
   const opts = { historyMax: cfg.historyMax, historyTtlMs: cfg.historyTtlMs };
-  return cfg.redisUrl ? redisStores(cfg.redisUrl, opts) : memoryStores(opts);
+  const durable = { waitReplicas: cfg.redisWaitReplicas, waitTimeoutMs: cfg.redisWaitTimeoutMs };
+  if (cfg.redisClusterNodes) return redisStores({ clusterNodes: cfg.redisClusterNodes }, { ...opts, ...durable });
+  return cfg.redisUrl ? redisStores(cfg.redisUrl, { ...opts, ...durable }) : memoryStores(opts);
 }
 
 /**

@@ -281,7 +281,8 @@ export class Connections {
           if (req.typing) conn.typing.add(req.room);
           else if (conn.isTyping) conn.typing.delete(req.room);
         }
-        this.forward(conn, req.id, text, req.type);
+        // Safe to repeat: reads, typing (a state, not an event) and publishes the store dedupes by cid.
+        this.forward(conn, req.id, text, req.type, req.type !== 'publish' || req.cid !== undefined);
         return;
       case 'notifications.list':
       case 'notifications.read':
@@ -304,10 +305,10 @@ export class Connections {
   }
 
   /** Sends the frame to a worker and the worker's answer, if any, to the client. */
-  private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other'): void {
+  private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other', hedged = false): void {
     const timer = this.d.requestDuration.startTimer({ type });
     const started = performance.now();
-    this.upstream.request(conn.header, text).then(
+    (hedged ? this.upstream.hedged(conn.header, text) : this.upstream.request(conn.header, text)).then(
       (answer) => {
         timer();
         this.stats.latency(performance.now() - started);
@@ -381,7 +382,8 @@ export class Connections {
       this.fanout.release(stream);
     }
     conn.joining.add(room);
-    this.upstream.request(conn.header, text).then(
+    // A join is safe to repeat: presence is keyed by session, so a second one changes nothing.
+    this.upstream.hedged(conn.header, text).then(
       (answer) => {
         conn.joining.delete(room);
         // A reply carries the room position in front of the client's frame; an error does not.

@@ -8,6 +8,9 @@
  * - `Upstream` (upstream.ts): the requests to the workers;
  * - `GatewayRoutes` (routes.ts): the HTTP routes and the `/ws` behaviour, behind the `Boundary`;
  *
+ * - `Canary` (canary.ts): the delivery canary behind `/readyz`;
+ * - `Hedger` (hedge.ts, in Upstream): requests safe to repeat, sent again when a worker is lost;
+ *
  * and the gateway's timers: liveness reports, the backpressure check, the dashboard's stats.
  * It subscribes to a room's bus subject only while it has local members in that room, and to all
  * users' events through one wildcard subscription (`rt.user.>`), delivering those of users it
@@ -27,6 +30,8 @@ import { GatewayRoutes } from './routes.ts';
 import { SseStreams } from './sse.ts';
 import { Dashboard, GatewayStats, gatewayMetrics, type GatewayGauges } from './stats.ts';
 import { Upstream } from './upstream.ts';
+import { Canary } from './canary.ts';
+import { scrapedCounter, scrapedGauge } from '../shared/metrics.ts';
 import { loadNativeUws } from './uws.ts';
 
 /** How often the gateway tells the workers it is alive (their sweeps declare it dead after 6 s). */
@@ -67,6 +72,10 @@ export class Gateway {
   private readonly bus: Bus;
   private readonly cfg: Config;
   private readonly log: Logger;
+  private readonly upstream: Upstream;
+  private readonly canary: Canary;
+  /** A second resync some time after a reconnect (see onBusReconnect); undefined when none is due. */
+  private resyncTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: GatewayOptions) {
     this.bus = opts.bus;
@@ -76,6 +85,8 @@ export class Gateway {
     const stats = new GatewayStats();
     const boundary = new Boundary(stats.errors, this.log);
     const upstream = new Upstream(this.bus, this.cfg, this.nodeId, this.log);
+    this.upstream = upstream;
+    this.canary = new Canary(this.bus, this.nodeId, this.cfg.canaryMs, this.cfg.canaryStaleMs, this.log);
     this.app = this.uws.App();
     this.admission = new Admission(this.cfg, upstream, stats, boundary);
     this.fanout = new Fanout(this.app, this.bus, upstream, stats, boundary);
@@ -89,6 +100,8 @@ export class Gateway {
     };
     const { registry, requestDuration } = gatewayMetrics(this.nodeId, stats, gauges);
     this.registry = registry;
+    scrapedCounter(registry, 'rt_gateway_request_hedges_total', 'Requests sent a second time to another worker, by reason (delay: no answer within HEDGE_MS; no_responders).', () => upstream.hedger.hedges, 'reason');
+    scrapedGauge(registry, 'rt_gateway_canary_age_seconds', "Seconds since the delivery canary last made a round trip through the bus and this gateway's room subscriptions.", () => this.canary.ageSeconds);
     this.conns = new Connections({
       cfg: this.cfg,
       nodeId: this.nodeId,
@@ -108,21 +121,14 @@ export class Gateway {
       sse: this.sse,
       upstream,
       boundary,
-      readiness: () => ({ ready: this.ready, bus: this.bus.connected, draining: this.admission.draining }),
+      readiness: () => ({ ready: this.ready, bus: this.bus.connected, draining: this.admission.draining, canary: this.canary.stale }),
       registries: [this.registry, ...(opts.extraRegistries ?? [])],
     });
     this.routes.register(this.app);
-    let busWasUp = true;
-    const alive = () => {
-      if (this.bus.connected && !busWasUp) {
-        this.log.info({ rooms: this.fanout.streams.size }, 'bus reconnected; resyncing rooms from history');
-        this.fanout.resync();
-      }
-      busWasUp = this.bus.connected;
-      upstream.alive();
-    };
-    alive();
-    this.aliveTimer = setInterval(boundary.guarded('alive', alive), ALIVE_INTERVAL_MS);
+    this.bus.onReconnect(boundary.guarded('reconnect', () => this.onBusReconnect()));
+    this.canary.start();
+    upstream.alive();
+    this.aliveTimer = setInterval(boundary.guarded('alive', () => upstream.alive()), ALIVE_INTERVAL_MS);
     this.aliveTimer.unref();
     this.backpressureTimer = setInterval(boundary.guarded('backpressure', () => this.conns.closeSlow(this.cfg.maxBackpressureBytes)), BACKPRESSURE_CHECK_MS);
     this.backpressureTimer.unref();
@@ -133,8 +139,26 @@ export class Gateway {
     }
   }
 
+  /**
+   * Back on the bus, possibly on another server of the NATS cluster: the room subscriptions are
+   * active again, but what rooms published meanwhile never arrived, and without a later message
+   * nothing would reveal the gap. Catch up from history now, and once more a second later: the
+   * cluster learns of our re-sent subscriptions over its routes, and a message published through
+   * another server during that moment would otherwise stay missing until the room's next one.
+   */
+  private onBusReconnect(): void {
+    this.log.info({ rooms: this.fanout.streams.size }, 'bus reconnected; resyncing rooms from history');
+    this.fanout.resync();
+    clearTimeout(this.resyncTimer);
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = undefined;
+      this.fanout.resync();
+    }, 1000);
+    this.resyncTimer.unref();
+  }
+
   get ready(): boolean {
-    return !this.admission.draining && this.bus.connected;
+    return !this.admission.draining && this.bus.connected && this.canary.stale === undefined;
   }
 
   get connectionCount(): number {
@@ -165,6 +189,9 @@ export class Gateway {
       clearInterval(this.aliveTimer);
       clearInterval(this.backpressureTimer);
       clearInterval(this.statsTimer);
+      clearTimeout(this.resyncTimer);
+      this.canary.close();
+      this.upstream.close();
       this.admission.close();
       const conns = [...this.conns.all];
       const started = Date.now();

@@ -31,7 +31,7 @@ export interface RouteDeps {
   upstream: Upstream;
   boundary: Boundary;
   /** Whether `/readyz` says ready, and what it reports. */
-  readiness(): { ready: boolean; bus: boolean; draining: boolean };
+  readiness(): { ready: boolean; bus: boolean; draining: boolean; canary?: string };
   /** Registries whose metrics `/metrics` serves. */
   registries: Registry[];
 }
@@ -53,8 +53,8 @@ export class GatewayRoutes {
       res.cork(() => res.writeHeader('content-type', 'application/json').end('{"status":"ok"}'));
     });
     app.get('/readyz', (res) => {
-      const { ready, bus, draining } = this.d.readiness();
-      const body = JSON.stringify({ status: ready ? 'ready' : 'not ready', bus, draining });
+      const { ready, bus, draining, canary } = this.d.readiness();
+      const body = JSON.stringify({ status: ready ? 'ready' : 'not ready', bus, draining, ...(canary ? { canary } : {}) });
       res.cork(() => res.writeStatus(ready ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(body));
     });
     uws.ws<UpgradeData>('/ws', {

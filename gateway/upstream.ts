@@ -9,6 +9,7 @@ import type { Logger } from '../shared/log.ts';
 import { envelope, envelopeHeader, frames, readHistoryAnswer, readOpenAnswer, readTicketAnswer, type OpenAnswer } from '../shared/protocol/internal.ts';
 import type { User } from '../shared/protocol/schemas.ts';
 import type { HistoryFrames } from './room-stream.ts';
+import { Hedger } from './hedge.ts';
 
 /**
  * How long a liveness report may take. Its own timeout, not REQUEST_TIMEOUT_MS: the reports are
@@ -19,6 +20,8 @@ const ALIVE_TIMEOUT_MS = 2_000;
 export class Upstream {
   /** The envelope header of the gateway's own requests (gap fills, tickets, liveness). */
   private readonly systemHeader: string;
+  /** Requests safe to repeat go through it: re-sent to another worker when the first is slow or lost. */
+  readonly hedger: Hedger;
 
   constructor(
     private readonly bus: Bus,
@@ -27,11 +30,24 @@ export class Upstream {
     private readonly log: Logger,
   ) {
     this.systemHeader = envelopeHeader(`$gw:${nodeId}`, nodeId, { id: '$gateway', name: nodeId });
+    this.hedger = new Hedger(bus, subjects.requests, cfg.hedgeMs, cfg.requestTimeoutMs);
   }
 
   /** A frame (a client's text as received, or a builder's) behind a connection's envelope header. */
   request(header: string, frame: string, timeoutMs = this.cfg.requestTimeoutMs): Promise<Uint8Array> {
     return this.bus.request(subjects.requests, envelope(header, frame), timeoutMs);
+  }
+
+  /**
+   * A request that is safe to send twice (a publish with a `cid`, join, history, presence, typing;
+   * hedge.ts says why each is): sent again to another worker when the first is slow or lost.
+   */
+  hedged(header: string, frame: string): Promise<Uint8Array> {
+    return this.hedger.request(envelope(header, frame));
+  }
+
+  close(): void {
+    this.hedger.close();
   }
 
   /** Opens or resumes a connection's session: undefined when the worker answered with an error. */
@@ -49,7 +65,7 @@ export class Upstream {
   /** History for a stream's gap, asked of a worker as the gateway itself: the stored frames, as stored. */
   async fetchAfter(room: string, after: number, limit: number): Promise<HistoryFrames | undefined> {
     try {
-      return readHistoryAnswer(await this.request(this.systemHeader, frames.history(room, after, limit)));
+      return readHistoryAnswer(await this.hedged(this.systemHeader, frames.history(room, after, limit)));
     } catch (err) {
       this.log.warn({ room, err: unavailableMessage(err) }, 'gap fill failed; will retry');
       return undefined;

@@ -240,6 +240,9 @@ export class MemoryBus implements Bus {
     return !this.#closed;
   }
 
+  /** An in-process bus never drops its connection: nothing to tell. */
+  onReconnect(): void {}
+
   publish(subject: string, data: Uint8Array): void {
     if (this.#closed) {
       this.stats.droppedPublishes++;

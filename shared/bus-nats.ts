@@ -77,13 +77,15 @@ export interface NatsBusStats {
   listenerErrors: number;
   /** Times the connection dropped. */
   disconnects: number;
+  /** Times the connection came back (to the same server or another of the cluster). */
+  reconnects: number;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export class NatsBus implements Bus {
-  readonly stats: NatsBusStats = { droppedPublishes: 0, droppedRequests: 0, handlerErrors: 0, listenerErrors: 0, disconnects: 0 };
+  readonly stats: NatsBusStats = { droppedPublishes: 0, droppedRequests: 0, handlerErrors: 0, listenerErrors: 0, disconnects: 0, reconnects: 0 };
   readonly #nc: NatsConnection;
   readonly #log: Logger | undefined;
   readonly #maxInFlight: number;
@@ -95,6 +97,7 @@ export class NatsBus implements Bus {
   readonly #pending = new Set<(err: BusError) => void>();
   readonly #serving = new Set<Subscription>();
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #reconnectListeners: (() => void)[] = [];
 
   static async connect(servers: string, opts: NatsBusOptions = {}): Promise<NatsBus> {
     const nc = await connect({
@@ -129,6 +132,15 @@ export class NatsBus implements Bus {
 
   get connected(): boolean {
     return this.#connected && !this.#closed;
+  }
+
+  onReconnect(listener: () => void): void {
+    this.#reconnectListeners.push(listener);
+  }
+
+  /** The server this connection is on now (`127.0.0.1:4222`), for logs and tests. */
+  get server(): string {
+    return this.#nc.getServer();
   }
 
   publish(subject: string, data: Uint8Array): void {
@@ -304,7 +316,16 @@ export class NatsBus implements Bus {
           break;
         case Events.Reconnect:
           this.#connected = true;
+          this.stats.reconnects++;
           this.#log?.info({ server: s.data }, 'nats reconnected');
+          for (const l of this.#reconnectListeners) {
+            try {
+              l();
+            } catch (err) {
+              this.stats.listenerErrors++;
+              this.#log?.error({ err }, 'reconnect listener threw');
+            }
+          }
           break;
         case Events.Error:
           this.#log?.error({ code: s.data }, 'nats async error');

@@ -10,9 +10,15 @@
  *   at once when no handler is subscribed, `disconnected` when the bus is down). It never hangs.
  * - A handler that throws answers the request with a `BusError` of kind `handler`; the bus stays up.
  * - `subscribe` is active for messages published after it returns (NATS: after the server has
- *   the subscription, which `flush()` waits for). A subject ending in `.>` matches every subject
+ *   the subscription, which `flush()` waits for; the other servers of a NATS cluster learn of it
+ *   over their routes a moment later, and a request sent through one of them meanwhile can get
+ *   `no_responders` — which the gateway's hedge retries). A subject ending in `.>` matches every subject
  *   with that prefix and one or more further tokens (NATS semantics); others match exactly.
  * - Payloads are bytes and are not copied: a receiver must not mutate them.
+ * - After a reconnect (to the same server or, in a cluster, to another one) subscriptions and
+ *   queue memberships are active again by themselves, but what was published while this
+ *   connection was away was not delivered to it: `onReconnect` listeners are told, so that they
+ *   can catch up from where the messages are stored (room history).
  */
 export interface Bus {
   publish(subject: string, data: Uint8Array): void;
@@ -22,6 +28,8 @@ export interface Bus {
   serve(subject: string, queue: string, handler: RequestHandler): BusSubscription;
   /** Resolves when everything published or subscribed so far has reached the server. */
   flush(): Promise<void>;
+  /** Calls `listener` each time the connection is back after a drop (memory: never). */
+  onReconnect(listener: () => void): void;
   /** True while connected (memory: always, until closed). */
   readonly connected: boolean;
   /** Stops taking new messages, lets handlers in flight finish and answer, then closes. */

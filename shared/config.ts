@@ -25,12 +25,18 @@ const v = <const S extends VarSpec>(s: S) => s;
 export const CONFIG_SPEC = {
   PORT: v({ key: 'port', kind: 'int', min: 0, max: 65535, default: '8080', description: 'HTTP/WebSocket port of the gateway (embedded mode: the one process; `npm run cluster`: nginx). 0 picks a free port.' }),
   HOST: v({ key: 'host', kind: 'string', default: '0.0.0.0', description: 'Address the gateway listens on.' }),
-  NATS_URL: v({ key: 'natsUrl', kind: 'url', description: 'NATS server(s), comma-separated (`nats://host:4222`). Unset in the embedded mode; required by `gateway` and `worker`.' }),
+  NATS_URL: v({ key: 'natsUrl', kind: 'url', description: 'NATS server(s), comma-separated: the servers of a NATS cluster (`nats://n1:4222,nats://n2:4222,nats://n3:4222`); when the server in use dies, the process reconnects to another. Unset in the embedded mode; required by `gateway` and `worker`.' }),
   REDIS_URL: v({ key: 'redisUrl', kind: 'url', description: 'Redis server (`redis://host:6379/0`). Unset in the embedded mode; required by `worker`.' }),
+  REDIS_CLUSTER_NODES: v({ key: 'redisClusterNodes', kind: 'list', description: 'Redis Cluster nodes, comma-separated (`host:port,host:port`), instead of `REDIS_URL`: every store operation runs on the cluster (a few nodes are enough; the client learns the rest).' }),
+  REDIS_WAIT_REPLICAS: v({ key: 'redisWaitReplicas', kind: 'int', min: 0, default: '0', description: 'Replicas that must have a publish, a notification or a session change before it is acknowledged (Redis `WAIT`); fewer within `REDIS_WAIT_TIMEOUT_MS` answers `unavailable`. 0: acknowledged once the primary has it, so a failover can lose the last acknowledged writes.' }),
+  REDIS_WAIT_TIMEOUT_MS: v({ key: 'redisWaitTimeoutMs', kind: 'int', min: 1, default: '1000', description: 'How long a write waits for `REDIS_WAIT_REPLICAS` replicas before it answers `unavailable`.' }),
   ALLOW_ANONYMOUS: v({ key: 'allowAnonymous', kind: 'bool', description: 'Accept `?username=` without credentials. Default: true in the embedded mode and in `npm run cluster`, false for `npm run gateway`.' }),
   LOG_LEVEL: v({ key: 'logLevel', kind: 'enum', default: 'info', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'Log level (JSON logs on stdout).' }),
   NODE_ID: v({ key: 'nodeId', kind: 'string', description: 'Id of this gateway, sent to clients as `welcome.node`. Default: host name and a random suffix.' }),
   REQUEST_TIMEOUT_MS: v({ key: 'requestTimeoutMs', kind: 'int', min: 1, default: '5000', description: 'How long a gateway waits for a worker before answering `unavailable`.' }),
+  HEDGE_MS: v({ key: 'hedgeMs', kind: 'int', min: 0, default: '750', description: 'A request that is safe to repeat (publish with `cid`, join, history, presence, typing) and has no answer after this long is sent again to another worker; the first answer wins. Also sent again at once when NATS reports no responders. 0: never.' }),
+  CANARY_MS: v({ key: 'canaryMs', kind: 'int', min: 0, default: '1000', description: 'Interval of the delivery canary: a probe each gateway publishes to its own canary room and expects back through its room subscriptions. 0: off.' }),
+  CANARY_STALE_MS: v({ key: 'canaryStaleMs', kind: 'int', min: 1, default: '5000', description: 'When no canary probe came back for this long, `/readyz` answers 503 with `{"canary":"no round trip for N s"}`.' }),
   HEARTBEAT_MS: v({ key: 'heartbeatMs', kind: 'int', min: 1000, default: '25000', description: 'Interval at which clients should ping (`welcome.heartbeat`); a connection silent for twice as long is closed.' }),
   HISTORY_MAX: v({ key: 'historyMax', kind: 'int', min: 1, default: '1000', description: 'Messages kept per room.' }),
   HISTORY_TTL_MS: v({ key: 'historyTtlMs', kind: 'int', min: 1000, default: '86400000', description: "How long a room's history lives after its last message." }),
@@ -132,7 +138,13 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
   out.allowAnonymous ??= role === 'embedded';
   const cfg = out as Config;
   if (role !== 'embedded' && !cfg.natsUrl) throw new ConfigError(`NATS_URL is required for the ${role} (e.g. NATS_URL=nats://127.0.0.1:4222)`);
-  if (role === 'worker' && !cfg.redisUrl) throw new ConfigError('REDIS_URL is required for the worker (e.g. REDIS_URL=redis://127.0.0.1:6379)');
+  if (cfg.redisUrl && cfg.redisClusterNodes) throw new ConfigError('REDIS_URL and REDIS_CLUSTER_NODES are exclusive: set one');
+  if (role === 'worker' && !cfg.redisUrl && !cfg.redisClusterNodes) {
+    throw new ConfigError('REDIS_URL is required for the worker (e.g. REDIS_URL=redis://127.0.0.1:6379), or REDIS_CLUSTER_NODES for a Redis Cluster');
+  }
+  for (const node of cfg.redisClusterNodes ?? []) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(node)) throw new ConfigError(`REDIS_CLUSTER_NODES is invalid: ${JSON.stringify(node)} is not host:port`);
+  }
   if (cfg.jwtSecret !== undefined && cfg.jwtSecret.length < 32) throw new ConfigError('JWT_SECRET is invalid: use at least 32 characters');
   if (cfg.dashboardRoom !== 'off' && !new RegExp(ROOM_PATTERN).test(cfg.dashboardRoom)) {
     throw new ConfigError(`DASHBOARD_ROOM=${JSON.stringify(cfg.dashboardRoom)} is invalid: expected a room name ([A-Za-z0-9_.:-]{1,128}) or off`);

@@ -25,7 +25,7 @@ export class HistoryRedis implements History {
     const k = this.conn.roomKeys(room);
     const keys = entry.dedupeKey === undefined ? [k.meta, k.hist] : [k.meta, k.hist, k.dedupe(entry.dedupeKey)];
     const o = this.opts;
-    const [seq, epoch, ts, duplicate] = await this.conn.run<[number, string, string, number]>('append', keys, [
+    const [seq, epoch, ts, duplicate] = await this.conn.runDurable<[number, string, string, number]>('append', keys, [
       entry.head, entry.tail, entry.ts, o.historyMax, o.historyTtlMs, o.dedupeTtlMs, randomId(8),
     ]);
     return { seq, epoch, ts, duplicate: duplicate === 1 };

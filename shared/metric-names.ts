@@ -23,6 +23,8 @@ export const GATEWAY_METRICS = {
   rt_gateway_backpressure_drops_total: 'counter',
   rt_gateway_errors_total: 'counter',
   rt_gateway_request_duration_seconds: 'histogram',
+  rt_gateway_request_hedges_total: 'counter',
+  rt_gateway_canary_age_seconds: 'gauge',
 } as const satisfies Record<string, MetricType>;
 
 export const WORKER_METRICS = {

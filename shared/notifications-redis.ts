@@ -12,8 +12,10 @@ import type { StoreOptions } from './stores.ts';
  *   <p>{u:U}:nunread   set    ids not read yet (⊆ nitems): SCARD is the unread count, `read` in a
  *                             listed notification is "not a member"
  * Each user is in its own slot, so a bulk add cannot be one script: it is one `notifications_add`
- * call per (user, notification), sent in pipelines of NOTIFICATIONS_PIPELINE commands, one after
- * the other (20 round trips for 10,000 users; the connection's `stats.pipelines` counts them).
+ * call per (user, notification), sent in batches of NOTIFICATIONS_PIPELINE commands, one after
+ * the other (on one Redis, one pipeline each: 20 round trips for 10,000 users; the connection's
+ * `stats.pipelines` counts them; on a Cluster each batch goes to the users' nodes at once). Adds are
+ * durable writes: with REDIS_WAIT_REPLICAS each is on the replicas before the call resolves.
  */
 export class NotificationsRedis implements Notifications {
   constructor(

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RtError } from './errors.ts';
 import type { User } from './protocol/schemas.ts';
 
@@ -8,7 +8,17 @@ export interface RedisConnectionOptions {
   keyPrefix?: string;
   /** Longest a command may take, queued while reconnecting or sent, before it rejects (default 3000). */
   commandTimeoutMs?: number;
+  /**
+   * Replicas that must have a write before `runDurable` resolves (Redis `WAIT`; default 0: a write
+   * is acknowledged once its primary has it, and a failover before it reached a replica loses it).
+   */
+  waitReplicas?: number;
+  /** How long `WAIT` may block before the write counts as not durable: `unavailable` (default 1000). */
+  waitTimeoutMs?: number;
 }
+
+/** Where the stores' Redis is: one server (`redis://…`), or a Redis Cluster (`{ clusterNodes: ['host:port', …] }`). */
+export type RedisTarget = string | { clusterNodes: string[] };
 
 type Arg = string | number;
 
@@ -16,9 +26,9 @@ type Arg = string | number;
  * The one Redis connection the Redis stores share, with the scripts of `shared/redis/` loaded
  * (each with the prelude's helpers), the key names, and the mapping of failures.
  *
- * Key layout: every key of one room, one user, the sessions or the typing sweep shares a hash tag
- * (`<p>{r:R}:…`, `<p>{u:U}:…`, `<p>{s}:…`, `<p>{t}:…`), and each script touches the keys of one tag
- * only, so each script is one slot on Redis Cluster. Room names and user ids are escaped inside the
+ * Key layout: every key of one room, one user, or one bucket of the sessions or of the typing sweep
+ * shares a hash tag (`<p>{r:R}:…`, `<p>{u:U}:…`, `<p>{s:B}:…`, `<p>{t:B}:…`), and each script
+ * touches the keys of one tag only, so each script is one slot on a Redis Cluster. Room names and user ids are escaped inside the
  * tag (`escapeTag`). The keys of each concern are listed in its store (`history-redis.ts`, …).
  *
  * Failure: while Redis is unreachable every call rejects with `RtError('unavailable')` within about
@@ -28,15 +38,25 @@ type Arg = string | number;
  * carry its dedupe key. Script errors and other Redis replies are rethrown as they are (internal).
  */
 export class RedisConnection {
-  readonly redis: Redis;
+  readonly redis: Redis | Cluster;
   readonly prefix: string;
+  /** True on a Redis Cluster: commands of different slots may go to different nodes. */
+  readonly cluster: boolean;
   private readonly counters = { pipelines: 0 };
+  private readonly waitReplicas: number;
+  private readonly waitTimeoutMs: number;
+  private readonly commandTimeoutMs: number;
 
-  constructor(redisUrl: string, opts: RedisConnectionOptions = {}) {
-    const { keyPrefix = 'rt:', commandTimeoutMs = 3000 } = opts;
+  constructor(target: RedisTarget, opts: RedisConnectionOptions = {}) {
+    const { keyPrefix = 'rt:', commandTimeoutMs = 3000, waitReplicas = 0, waitTimeoutMs = 1000 } = opts;
     if (/[{}]/.test(keyPrefix)) throw new RangeError(`keyPrefix must not contain { or }: ${keyPrefix}`);
+    if (!Number.isSafeInteger(waitReplicas) || waitReplicas < 0) throw new RangeError(`waitReplicas must be a whole number ≥ 0, got ${waitReplicas}`);
     this.prefix = keyPrefix;
-    this.redis = new Redis(redisUrl, {
+    this.waitReplicas = waitReplicas;
+    this.waitTimeoutMs = Math.max(1, Math.floor(waitTimeoutMs));
+    this.commandTimeoutMs = commandTimeoutMs;
+    this.cluster = typeof target !== 'string';
+    const nodeOptions = {
       // Fail fast, never hang:
       // - the offline queue stays on, so calls made before the first connect (at startup) or during
       //   a short reconnect are sent once connected instead of failing at once;
@@ -54,8 +74,33 @@ export class RedisConnection {
       maxRetriesPerRequest: 1,
       commandTimeout: commandTimeoutMs,
       connectTimeout: Math.max(1000, commandTimeoutMs),
-      retryStrategy: (times) => Math.min(50 * times, 1000),
-    });
+      retryStrategy: (times: number) => Math.min(50 * times, 1000),
+    };
+    this.redis =
+      typeof target === 'string'
+        ? new Redis(target, nodeOptions)
+        : new Cluster(target.clusterNodes.map(hostPort), {
+            // The same fail-fast rules per node; the cluster client adds its own offline queue
+            // (while it learns the slots) which `call` bounds by commandTimeoutMs. A MOVED after a
+            // failover or a resharding refreshes the slot map; CLUSTERDOWN and TRYAGAIN are
+            // retried briefly, then answered `unavailable`.
+            redisOptions: { ...nodeOptions, enableAutoPipelining: false },
+            enableOfflineQueue: true,
+            // Not on a Cluster: ioredis groups auto-pipelined commands by the slot of their first
+            // argument, which for a script defined with defineCommand is its number of keys, not
+            // a key; the batch then spans slots and is refused. Commands still share each node's
+            // socket without waiting for each other's replies.
+            enableAutoPipelining: false,
+            maxRedirections: 16,
+            retryDelayOnFailover: 100,
+            retryDelayOnClusterDown: 100,
+            retryDelayOnTryAgain: 100,
+            retryDelayOnMoved: 0,
+            slotsRefreshTimeout: Math.max(1000, commandTimeoutMs),
+            clusterRetryStrategy: (times: number) => Math.min(100 * times, 1000),
+            // Reads and writes both go to primaries: replicas lag, and the stores read their writes.
+            scaleReads: 'master',
+          });
     // Failures reach callers as rejected commands; without a listener ioredis prints every
     // connection error of the reconnect loop to the console.
     this.redis.on('error', () => {});
@@ -70,10 +115,52 @@ export class RedisConnection {
   }
 
   /**
-   * Runs script `name` once per call, all in one pipeline (one round trip), and gives each call's
-   * error or reply. A failure to reach Redis rejects the whole pipeline with `unavailable`.
+   * Runs script `name` as `run` does, and with `waitReplicas` > 0 resolves only once that many
+   * replicas have the write: the script and a `WAIT` go out as one pipeline, which the cluster
+   * client sends to the node owning the keys' slot, on the connection that wrote (WAIT counts the
+   * replicas that have every write of its own connection). Fewer replicas within `waitTimeoutMs`
+   * reject with `unavailable`; the write may still survive, or be lost by a failover, so callers
+   * retry with the same dedupe key (a publish's `cid`, a notification's id, a session's id).
+   */
+  async runDurable<T>(name: string, keys: string[], args: Arg[]): Promise<T> {
+    if (this.waitReplicas === 0) return this.run<T>(name, keys, args);
+    let [[err, reply], [waitErr, acked]] = await this.scriptAndWait<T>(name, keys, args);
+    // The cluster client follows MOVED for single commands but not inside a pipeline (the WAIT in
+    // it did not move): after a failover the first pipeline to the old primary's slots meets
+    // MOVED. The script did not run there, so it is sent again once the slot map is fresh.
+    for (let attempt = 0; err && /^(MOVED|ASK) /.test(err.message) && this.redis instanceof Cluster && attempt < 3; attempt++) {
+      await this.call(new Promise<void>((resolve, reject) => (this.redis as Cluster).refreshSlotsCache((e) => (e ? reject(e) : resolve()))));
+      [[err, reply], [waitErr, acked]] = await this.scriptAndWait<T>(name, keys, args);
+    }
+    if (err) throw mapError(err);
+    if (waitErr) throw mapError(waitErr);
+    if (acked < this.waitReplicas) {
+      throw new RtError('unavailable', `redis: ${name} reached ${acked} of ${this.waitReplicas} replicas within ${this.waitTimeoutMs} ms`);
+    }
+    return reply;
+  }
+
+  private async scriptAndWait<T>(name: string, keys: string[], args: Arg[]): Promise<[[Error | null, T], [Error | null, number]]> {
+    const p = this.redis.pipeline() as unknown as Record<string, (...a: Arg[]) => unknown> & { exec(): Promise<[Error | null, unknown][] | null> };
+    p[`rt_${name}`]!(keys.length, ...keys, ...args);
+    p.wait!(this.waitReplicas, this.waitTimeoutMs);
+    return (await this.call(p.exec())) as [[Error | null, T], [Error | null, number]];
+  }
+
+  /**
+   * Runs script `name` once per call and gives each call's error or reply. On one Redis they go
+   * out in one pipeline (one round trip); on a Cluster each call goes to its slot's node (the
+   * cluster client's auto-pipelining groups them per node). With `waitReplicas` > 0 each call is
+   * `runDurable`. A failure to reach Redis rejects the whole call with `unavailable`.
    */
   async pipeline(name: string, calls: { keys: string[]; args: Arg[] }[]): Promise<[Error | null, unknown][]> {
+    if (this.cluster || this.waitReplicas > 0) {
+      this.counters.pipelines += 1;
+      const settled = await Promise.allSettled(calls.map(({ keys, args }) => this.runDurable(name, keys, args)));
+      const down = settled.find((r) => r.status === 'rejected' && r.reason instanceof RtError && r.reason.code === 'unavailable');
+      if (down) throw (down as PromiseRejectedResult).reason;
+      return settled.map((r) => (r.status === 'fulfilled' ? [null, r.value] : [r.reason as Error, null]));
+    }
     const p = this.redis.pipeline() as unknown as Record<string, (...a: Arg[]) => unknown> & { exec(): Promise<[Error | null, unknown][] | null> };
     for (const { keys, args } of calls) p[`rt_${name}`]!(keys.length, ...keys, ...args);
     this.counters.pipelines += 1;
@@ -82,12 +169,24 @@ export class RedisConnection {
     return replies.map(([err, reply]) => [err ? (mapError(err) as Error) : null, reply]);
   }
 
-  /** Maps a failure to reach Redis to `unavailable`; anything else is rethrown unchanged. */
+  /**
+   * Maps a failure to reach Redis to `unavailable`; anything else is rethrown unchanged. On a
+   * Cluster the wait is bounded here too: the cluster client queues commands while it has no slot
+   * map (startup, a failover) without a timeout of its own.
+   */
   async call<T>(p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await p;
+      if (!this.cluster) return await p;
+      const limit = this.commandTimeoutMs + this.waitTimeoutMs;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RtError('unavailable', `redis: no answer from the cluster within ${limit} ms`)), limit);
+      });
+      return await Promise.race([p, late]);
     } catch (err) {
       throw mapError(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -115,6 +214,16 @@ export class RedisConnection {
       typing: `${tag}:typing`,
       tname: `${tag}:tname`,
     };
+  }
+
+  /**
+   * The hash tag of index bucket `bucketOf(id)` of a concern (`s`: sessions, `t`: the typing
+   * sweep): `<p>{s:3}`. An index that every caller shares (the detached sessions, the rooms with
+   * typing entries) is split into INDEX_BUCKETS buckets so that on a Cluster it spreads over the
+   * shards instead of loading one; sweeps visit every bucket.
+   */
+  bucketTag(concern: string, bucket: number): string {
+    return `${this.prefix}{${concern}:${bucket}}`;
   }
 
   /** The hash tag of user U's keys: `<p>{u:U}`. */
@@ -162,10 +271,10 @@ function mapError(err: unknown): unknown {
 }
 
 /** Replies that mean "this Redis cannot serve now", as opposed to a bug in a script or a call. */
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|OOM|NOREPLICAS|MISCONF)\b/;
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|OOM|NOREPLICAS|MISCONF|MOVED|ASK)\b/;
 
 function isUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
+  if (!(err instanceof Error) || err instanceof RtError) return false;
   // Replies from the server are ReplyErrors; everything else ioredis throws is about the connection
   // (closed, timed out, MaxRetriesPerRequestError, not writeable).
   if (err.name !== 'ReplyError') return true;
@@ -179,6 +288,27 @@ function isUnavailable(err: unknown): boolean {
  */
 function escapeTag(s: string): string {
   return s.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
+ * Buckets of each shared index (`bucketTag`). Fixed: the bucket of an id must never change while
+ * keys exist. 16 spread over the shards of any small cluster and cost a sweep 16 short scripts.
+ */
+export const INDEX_BUCKETS = 16;
+
+/** The bucket of an id (FNV-1a over its UTF-16 code units): deterministic in every process. */
+export function bucketOf(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % INDEX_BUCKETS;
+}
+
+function hostPort(addr: string): { host: string; port: number } {
+  const at = addr.lastIndexOf(':');
+  return { host: addr.slice(0, at), port: Number(addr.slice(at + 1)) };
 }
 
 /** Users from a flat reply `id, name, id, name, …`. */

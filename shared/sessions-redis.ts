@@ -1,40 +1,48 @@
 import type { User } from './protocol/schemas.ts';
-import type { RedisConnection } from './redis-connection.ts';
+import { bucketOf, INDEX_BUCKETS, type RedisConnection } from './redis-connection.ts';
 import { NODE_SWEEP_BATCH, SESSION_TTL_MS, type ExpiredSession, type Sessions } from './sessions.ts';
 import { byCodeUnit } from './stores.ts';
 
 /**
  * Sessions on Redis, one script per step (`session_*.lua`, `node_alive.lua`, `sweep_sessions.lua`).
  *
- * Keys, one slot ({s}) so each session step is one script; scripts build the keys of sessions and
- * nodes they find (same slot) from the base `<p>{s}:`:
- *   <p>{s}:sess:<sid>   hash  uid, name, node, conn, state (attached|detached|expired), due
- *   <p>{s}:rooms:<sid>  set   the session's rooms                   TTLs of both: ≥ SESSION_TTL_MS
- *   <p>{s}:detached     zset  sid → deadline (detached) or lease end (expired)   TTL ≥ its members'
- *   <p>{s}:nodes        zset  node → last sign of life ms           TTL SESSION_TTL_MS, renewed by nodeAlive
- *   <p>{s}:node:<node>  set   sids attached on the node             TTL SESSION_TTL_MS
- *   <p>{s}:swept        string when sweepSessions last ran          TTL SESSION_TTL_MS
+ * Keys: the sessions are spread over INDEX_BUCKETS buckets by id (`bucketOf(sid)`), each bucket one
+ * hash tag `{s:B}` and so one slot, so that on a Redis Cluster the sessions and their sweep indexes
+ * spread over the shards while each session step stays one script. Scripts build the keys of
+ * sessions and nodes they find (same bucket, same slot) from the bucket's base `<p>{s:B}:`:
+ *   <p>{s:B}:sess:<sid>   hash  uid, name, node, conn, state (attached|detached|expired), due
+ *   <p>{s:B}:rooms:<sid>  set   the session's rooms                   TTLs of both: ≥ SESSION_TTL_MS
+ *   <p>{s:B}:detached     zset  sid → deadline (detached) or lease end (expired)   TTL ≥ its members'
+ *   <p>{s:B}:nodes        zset  node → last sign of life ms           TTL SESSION_TTL_MS, renewed by nodeAlive
+ *   <p>{s:B}:node:<node>  set   the bucket's sids attached on the node  TTL SESSION_TTL_MS
+ *   <p>{s:B}:swept        string when this bucket was last swept      TTL SESSION_TTL_MS
+ * Gateway liveness is kept per bucket too: `nodeAlive` reports to every bucket (16 one-slot
+ * scripts, sent at once), and a sweep visits every bucket, so each bucket decides on its own that a
+ * node is dead, from the reports it got. A sweep leases at most `limit` sessions over all buckets,
+ * starting at a random bucket so that no bucket waits behind a busy one for ever.
+ *
  * Session TTLs are set by create and renewed (never shortened) by resume, room adds, detach
  * (grace + TTL) and leases (lease + TTL). A session attached for days is kept by its gateway:
  * `nodeAlive` renews the node set's TTL, and its members' with it, whenever it has fallen below
  * half, so a member always outlives its node set. The rooms set is `rooms:<sid>`, not
  * `sess:<sid>:rooms`, because session ids come from clients (`?session=`): the id "x:rooms" must
  * not name session x's rooms set. All times are Redis's (`now_ms()` in the scripts), so the
- * workers' clocks do not matter.
+ * workers' clocks do not matter. Create, resume, room changes and detach are durable writes
+ * (`runDurable`: with REDIS_WAIT_REPLICAS they are on the replicas before they resolve).
  */
 export class SessionsRedis implements Sessions {
   constructor(private readonly conn: RedisConnection) {}
 
   async sessionCreate(sessionId: string, user: User, node: string, connId: string): Promise<void> {
     const k = this.keys(sessionId);
-    await this.conn.run('session_create', [k.sess, k.rooms, k.detached, k.nodes, k.node(node)], [
+    await this.conn.runDurable('session_create', [k.sess, k.rooms, k.detached, k.nodes, k.node(node)], [
       sessionId, user.id, user.name, node, connId, SESSION_TTL_MS, k.base,
     ]);
   }
 
   async sessionResume(sessionId: string, user: User, node: string, connId: string): Promise<string[] | undefined> {
     const k = this.keys(sessionId);
-    const rooms = await this.conn.run<string[] | null>('session_resume', [k.sess, k.rooms, k.detached, k.nodes, k.node(node)], [
+    const rooms = await this.conn.runDurable<string[] | null>('session_resume', [k.sess, k.rooms, k.detached, k.nodes, k.node(node)], [
       sessionId, user.id, user.name, node, connId, SESSION_TTL_MS, k.base,
     ]);
     return rooms ? rooms.sort(byCodeUnit) : undefined;
@@ -42,32 +50,43 @@ export class SessionsRedis implements Sessions {
 
   async sessionAddRoom(sessionId: string, room: string): Promise<void> {
     const k = this.keys(sessionId);
-    await this.conn.run('session_room', [k.sess, k.rooms], ['1', room, SESSION_TTL_MS]);
+    await this.conn.runDurable('session_room', [k.sess, k.rooms], ['1', room, SESSION_TTL_MS]);
   }
 
   async sessionRemoveRoom(sessionId: string, room: string): Promise<void> {
     const k = this.keys(sessionId);
-    await this.conn.run('session_room', [k.sess, k.rooms], ['0', room, SESSION_TTL_MS]);
+    await this.conn.runDurable('session_room', [k.sess, k.rooms], ['0', room, SESSION_TTL_MS]);
   }
 
   async sessionDetach(sessionId: string, connId: string, graceMs: number): Promise<boolean> {
     const k = this.keys(sessionId);
     const grace = Math.max(0, Math.floor(graceMs));
-    return (await this.conn.run<number>('session_detach', [k.sess, k.rooms, k.detached], [sessionId, connId, grace, SESSION_TTL_MS, k.base])) === 1;
+    return (await this.conn.runDurable<number>('session_detach', [k.sess, k.rooms, k.detached], [sessionId, connId, grace, SESSION_TTL_MS, k.base])) === 1;
   }
 
   async nodeAlive(node: string): Promise<void> {
-    const k = this.keys('');
-    await this.conn.run('node_alive', [k.nodes, k.node(node)], [node, SESSION_TTL_MS, k.base]);
+    await Promise.all(
+      buckets().map((b) => {
+        const k = this.bucketKeys(b);
+        return this.conn.run('node_alive', [k.nodes, k.node(node)], [node, SESSION_TTL_MS, k.base]);
+      }),
+    );
   }
 
   async sweepSessions(opts: { nodeTimeoutMs: number; graceMs: number; leaseMs: number; limit: number }): Promise<ExpiredSession[]> {
-    const k = this.keys('');
     const ms = (n: number) => Math.max(0, Math.floor(n));
-    const res = await this.conn.run<[string, string, string, ...string[]][]>('sweep_sessions', [k.nodes, k.detached], [
-      ms(opts.nodeTimeoutMs), ms(opts.graceMs), ms(opts.leaseMs), ms(opts.limit), SESSION_TTL_MS, k.base, NODE_SWEEP_BATCH,
-    ]);
-    return res.map(([sessionId, id, name, ...rooms]) => ({ sessionId, user: { id, name }, rooms: rooms.sort(byCodeUnit) }));
+    const out: ExpiredSession[] = [];
+    const first = Math.floor(Math.random() * INDEX_BUCKETS);
+    // One bucket after the other: each leases at most what the earlier ones left of the limit.
+    // Every bucket is visited even once the limit is reached, for its dead-gateway step.
+    for (let i = 0; i < INDEX_BUCKETS; i++) {
+      const k = this.bucketKeys((first + i) % INDEX_BUCKETS);
+      const res = await this.conn.run<[string, string, string, ...string[]][]>('sweep_sessions', [k.nodes, k.detached], [
+        ms(opts.nodeTimeoutMs), ms(opts.graceMs), ms(opts.leaseMs), ms(opts.limit) - out.length, SESSION_TTL_MS, k.base, NODE_SWEEP_BATCH,
+      ]);
+      for (const [sessionId, id, name, ...rooms] of res) out.push({ sessionId, user: { id, name }, rooms: rooms.sort(byCodeUnit) });
+    }
+    return out;
   }
 
   async sessionReaped(sessionId: string): Promise<void> {
@@ -76,14 +95,19 @@ export class SessionsRedis implements Sessions {
   }
 
   private keys(sessionId: string) {
-    const base = `${this.conn.prefix}{s}:`;
+    const k = this.bucketKeys(bucketOf(sessionId));
+    return { ...k, sess: `${k.base}sess:${sessionId}`, rooms: `${k.base}rooms:${sessionId}` };
+  }
+
+  private bucketKeys(bucket: number) {
+    const base = `${this.conn.bucketTag('s', bucket)}:`;
     return {
       base,
-      sess: `${base}sess:${sessionId}`,
-      rooms: `${base}rooms:${sessionId}`,
       detached: `${base}detached`,
       nodes: `${base}nodes`,
       node: (node: string) => `${base}node:${node}`,
     };
   }
 }
+
+const buckets = () => Array.from({ length: INDEX_BUCKETS }, (_, b) => b);

@@ -2,7 +2,7 @@ import { ConversationsRedis } from './conversations-redis.ts';
 import { HistoryRedis } from './history-redis.ts';
 import { NotificationsRedis } from './notifications-redis.ts';
 import { PresenceRedis } from './presence-redis.ts';
-import { RedisConnection, type RedisConnectionOptions } from './redis-connection.ts';
+import { RedisConnection, type RedisConnectionOptions, type RedisTarget } from './redis-connection.ts';
 import { SessionsRedis } from './sessions-redis.ts';
 import { storeOptions, type StoreOptions, type Stores } from './stores.ts';
 import { TicketsRedis } from './tickets-redis.ts';
@@ -16,15 +16,18 @@ export interface RedisStores extends Stores {
 }
 
 /**
- * The stores of the cluster: every port on one Redis (standalone; every script touches one hash
- * tag, so they are ready for Cluster), over one shared connection with the scripts of
- * `shared/redis/` loaded. Each call is one round trip (a bulk `notificationsAdd`: one per 500
- * users). Failure behaviour: see `RedisConnection`.
+ * The stores of the cluster: every port on one Redis or on a Redis Cluster (`target`), over one
+ * shared connection with the scripts of `shared/redis/` loaded. Every script touches the keys of
+ * one hash tag, so each is one slot on a Cluster. Each call is one round trip (a bulk
+ * `notificationsAdd`: one per 500 users on one Redis; on a Cluster, one per node and batch).
+ * With `waitReplicas`, the writes a client is told are done (a publish, a notification, a session
+ * change) are acknowledged only once that many replicas have them. Failure behaviour: see
+ * `RedisConnection`.
  */
-export function redisStores(redisUrl: string, opts: RedisStoresOptions = {}): RedisStores {
-  const { keyPrefix, commandTimeoutMs, ...rest } = opts;
+export function redisStores(target: RedisTarget, opts: RedisStoresOptions = {}): RedisStores {
+  const { keyPrefix, commandTimeoutMs, waitReplicas, waitTimeoutMs, ...rest } = opts;
   const o = storeOptions(rest);
-  const connection = new RedisConnection(redisUrl, { keyPrefix, commandTimeoutMs });
+  const connection = new RedisConnection(target, { keyPrefix, commandTimeoutMs, waitReplicas, waitTimeoutMs });
   return {
     connection,
     history: new HistoryRedis(connection, o),

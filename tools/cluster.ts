@@ -2,6 +2,10 @@
  * `npm run cluster`: a real local cluster without Docker. nats-server and redis-server from PATH on
  * free ports (or the servers named by NATS_URL / REDIS_URL), GATEWAYS gateways (2), WORKERS workers
  * (2), and nginx in front on PORT (8080) with the project's own `nginx/nginx.conf.template`.
+ * REDIS_CLUSTER=1 starts a 6-node Redis Cluster (3 primaries, 3 replicas) instead of one
+ * redis-server (tools/redis-cluster.ts), and REDIS_CLUSTER_NODES uses a running one.
+ * NATS_CLUSTER=3 starts a NATS cluster of that many servers joined by routes instead of one
+ * nats-server (tools/nats-cluster.ts); gateways and workers get all of them in NATS_URL.
  *
  * Also a library: `startCluster()` is what the end-to-end tests run (test/harness/cluster.ts).
  *
@@ -30,6 +34,9 @@ import {
   type ExitStatus,
   type Service,
 } from './processes.ts';
+import { startLocalNatsCluster, type NatsCluster } from './nats-cluster.ts';
+
+import { startLocalRedisCluster, type LocalRedisCluster } from './redis-cluster.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const NGINX_TEMPLATE = join(ROOT, 'nginx', 'nginx.conf.template');
@@ -45,8 +52,14 @@ export interface ClusterOptions {
   workers?: number;
   /** Use this NATS instead of starting nats-server. */
   natsUrl?: string;
+  /** Servers of the NATS cluster to start (routes between them); 1 unless given: one plain nats-server. */
+  natsServers?: number;
   /** Use this Redis instead of starting redis-server. */
   redisUrl?: string;
+  /** Start a local 6-node Redis Cluster instead of one redis-server; the stores run on it. */
+  redisCluster?: boolean;
+  /** Use this Redis Cluster (`host:port,…`) instead of starting Redis. */
+  redisClusterNodes?: string;
   /**
    * More redis-server arguments when the cluster starts Redis itself (it starts without persistence),
    * e.g. `['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]`.
@@ -111,9 +124,17 @@ export interface Cluster {
     tail(lines?: number): string;
   };
   nats: Service;
-  /** nats-server's monitoring endpoint (`/connz`, `/subsz`) when the cluster started NATS itself. */
+  /** nats-server's monitoring endpoint (`/connz`, `/subsz`) when the cluster started one NATS itself. */
   natsMonitorUrl: string | undefined;
+  /** The NATS cluster, when it started one (`natsServers` > 1); `nats` then stands for all of it. */
+  natsCluster: NatsCluster | undefined;
+  /**
+   * The Redis: one server, or with a Redis Cluster its first node (the cluster itself is in
+   * `redisCluster` when it was started here).
+   */
   redis: Service;
+  /** The local Redis Cluster, when `redisCluster` started one (to kill its primaries). */
+  redisCluster: LocalRedisCluster | undefined;
   runDir: string;
   logDir: string;
   /** Every process started for this cluster that runs now, nginx's workers included. */
@@ -259,7 +280,7 @@ class Node implements ClusterNode {
 // ---------------------------------------------------------------------------------------------
 
 /** Variables that name the cluster's own settings; children get theirs from us, not inherited. */
-const OWN_VARIABLES = ['PORT', 'HOST', 'NODE_ID', 'METRICS_PORT', 'NATS_URL', 'REDIS_URL', 'GATEWAYS', 'WORKERS'];
+const OWN_VARIABLES = ['PORT', 'HOST', 'NODE_ID', 'METRICS_PORT', 'NATS_URL', 'REDIS_URL', 'REDIS_CLUSTER', 'REDIS_CLUSTER_NODES', 'GATEWAYS', 'WORKERS', 'NATS_CLUSTER'];
 
 function baseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ALLOW_ANONYMOUS: 'true', TRUSTED_PROXIES: '127.0.0.1' };
@@ -313,7 +334,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const url = `http://${display}:${nginxPort}`;
 
   let nats: Service | undefined;
+  let natsCluster: NatsCluster | undefined;
   let redis: Service | undefined;
+  let redisCluster: LocalRedisCluster | undefined;
   const gateways: Node[] = [];
   const workers: Node[] = [];
   let nginxWatching = false;
@@ -333,14 +356,31 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       // Gateways first: they close their clients with 1001 while nginx still carries the frames.
       await Promise.allSettled(gateways.map((g) => g.stop()));
       await Promise.allSettled([nginx.stop(stopTimeoutMs), ...workers.map((w) => w.stop())]);
-      await Promise.allSettled([nats?.stop(), redis?.stop()]);
+      await Promise.allSettled([nats?.stop(), redis?.stop(), redisCluster?.stop()]);
     })());
 
   try {
-    [nats, redis] = await allOrStop([
-      opts.natsUrl ? Promise.resolve(externalService(opts.natsUrl)) : startLocalNats({ ...local, logFile: log('nats'), monitor: true }),
-      opts.redisUrl ? Promise.resolve(externalService(opts.redisUrl)) : startLocalRedis({ ...local, logFile: log('redis'), args: opts.redisArgs ?? [] }),
+    const startRedis = async (): Promise<Service> => {
+      if (opts.redisClusterNodes) return externalService(`redis://${opts.redisClusterNodes.split(',')[0]!.trim()}`);
+      if (opts.redisCluster) {
+        redisCluster = await startLocalRedisCluster({ dir: logDir, logs: true, detached });
+        return externalService(`redis://${redisCluster.nodes.split(',')[0]!}`);
+      }
+      return opts.redisUrl ? externalService(opts.redisUrl) : startLocalRedis({ ...local, logFile: log('redis'), args: opts.redisArgs ?? [] });
+    };
+    [nats, redis] = await allOrStop<Service>([
+      opts.natsUrl
+        ? Promise.resolve(externalService(opts.natsUrl))
+        : (opts.natsServers ?? 1) > 1
+          ? startLocalNatsCluster({ size: opts.natsServers!, detached, logFile: (i) => log(`nats-${i + 1}`) }).then((c) => {
+              natsCluster = c;
+              return natsClusterService(c);
+            })
+          : startLocalNats({ ...local, logFile: log('nats'), monitor: true }),
+      startRedis(),
     ]);
+    const clusterNodes = opts.redisClusterNodes ?? redisCluster?.nodes;
+    const redisEnv = clusterNodes ? { REDIS_CLUSTER_NODES: clusterNodes } : { REDIS_URL: redis!.url };
     signal?.throwIfAborted();
 
     const env = baseEnv(opts.env);
@@ -363,7 +403,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         log(name),
         {
           args: ['--import', 'tsx', `bin/${role}.ts`],
-          env: { ...env, ...own, NODE_ID: nodeId, NATS_URL: nats!.url, REDIS_URL: redis!.url },
+          env: { ...env, ...own, NODE_ID: nodeId, NATS_URL: nats!.url, ...redisEnv },
           detached,
         },
         timing,
@@ -421,18 +461,43 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       tail: (lines = 20) => nginx.tail(lines),
     },
     nats: nats!,
-    natsMonitorUrl: (nats as { monitorUrl?: string }).monitorUrl,
+    natsMonitorUrl: natsCluster ? undefined : (nats as { monitorUrl?: string }).monitorUrl,
+    natsCluster,
     redis: redis!,
+    redisCluster,
     runDir,
     logDir,
     pids() {
       return [
         ...running(nginx.pid, nginx.running),
         ...[...gateways, ...workers].flatMap((n) => running(n.pid, n.running)),
-        ...[nats!, redis!].flatMap((s) => running(s.pid, s.pid !== undefined && alive(s.pid))),
+        ...[...(natsCluster?.servers ?? [nats!]), redis!, ...(redisCluster?.services ?? [])].flatMap((s) => running(s.pid, s.pid !== undefined && alive(s.pid))),
       ];
     },
     stop,
+  };
+}
+
+/**
+ * A NATS cluster as the one `nats` service: its URL lists every server (NATS_URL), and stopping or
+ * restarting it does so to all of them. Faults to one server go through `natsCluster.servers`.
+ */
+function natsClusterService(c: NatsCluster): Service {
+  const first = c.servers[0]!;
+  return {
+    url: c.url,
+    host: first.host,
+    port: first.port,
+    get pid() {
+      return first.pid;
+    },
+    signal: (sig) => c.servers.forEach((s) => s.signal(sig)),
+    stop: () => c.stop(),
+    async restart() {
+      await c.stop();
+      await Promise.all(c.servers.map((s) => s.restart()));
+      await c.waitForRoutes();
+    },
   };
 }
 
@@ -461,8 +526,10 @@ function describe(c: Cluster): string {
     `  nginx      :${c.nginxPort}  pid ${c.nginx.pid}  config ${rel(c.nginx.configFile)}`,
     ...c.gateways.map((g) => `  ${g.name.padEnd(10)} ${g.nodeId}  127.0.0.1:${g.port}  pid ${g.pid}`),
     ...c.workers.map((w) => `  ${w.name.padEnd(10)} ${w.nodeId}  metrics 127.0.0.1:${w.port}  pid ${w.pid}`),
-    `  nats       ${service(c.nats)}${c.natsMonitorUrl ? `  monitoring ${c.natsMonitorUrl}` : ''}`,
-    `  redis      ${service(c.redis)}`,
+    ...(c.natsCluster
+      ? c.natsCluster.servers.map((s, i) => `  ${`nats-${i + 1}`.padEnd(10)} ${service(s)}  monitoring ${s.monitorUrl}`)
+      : [`  nats       ${service(c.nats)}${c.natsMonitorUrl ? `  monitoring ${c.natsMonitorUrl}` : ''}`]),
+    c.redisCluster ? `  redis      Redis Cluster ${c.redisCluster.nodes}` : `  redis      ${service(c.redis)}`,
     `  logs       ${rel(c.logDir)}/  (tail -f ${rel(c.logDir)}/*.log)`,
     'Ctrl-C stops everything.',
   ];
@@ -507,8 +574,11 @@ async function main(): Promise<void> {
       host: process.env.HOST?.trim() || '127.0.0.1',
       gateways: intFromEnv('GATEWAYS', 2, 1, 64),
       workers: intFromEnv('WORKERS', 2, 1, 64),
+      natsServers: intFromEnv('NATS_CLUSTER', 1, 1, 9),
       ...(process.env.NATS_URL ? { natsUrl: process.env.NATS_URL } : {}),
       ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
+      ...(process.env.REDIS_CLUSTER_NODES ? { redisClusterNodes: process.env.REDIS_CLUSTER_NODES } : {}),
+      ...(/^(1|true|yes|on)$/i.test(process.env.REDIS_CLUSTER ?? '') ? { redisCluster: true } : {}),
       detached: true,
       signal: abort.signal,
       onUnexpectedExit: (name, status, tail) => {

@@ -10,6 +10,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import addFormats from 'ajv-formats';
 import { COMPOSE_FILE, DEPLOY, ROOT, ajvErrors, arr, checkEntryPoint, durationMs, isObj, obj, readYaml, rel, str, words, type Json, type Obj, type Part } from './common.ts';
+import { checkComposeNats } from './nats.ts';
 
 const require = createRequire(import.meta.url);
 // Compose
@@ -114,10 +115,11 @@ export function checkCompose(p: Part, doc: Obj, services: ComposeService[], dock
     }
     if (s.role === 'worker' && !s.env.METRICS_PORT) p.problems.push(`${where}: a worker needs METRICS_PORT for its health check and /metrics`);
     if (s.role && !s.env.NATS_URL) p.problems.push(`${where}: NATS_URL is not set`);
-    if (s.role === 'worker' && !s.env.REDIS_URL) p.problems.push(`${where}: REDIS_URL is not set`);
+    if (s.role === 'worker' && !s.env.REDIS_URL && !s.env.REDIS_CLUSTER_NODES) p.problems.push(`${where}: neither REDIS_URL nor REDIS_CLUSTER_NODES is set`);
   }
   if (!services.some((s) => s.role === 'gateway')) p.problems.push('compose: no gateway service');
   if (!services.some((s) => s.role === 'worker')) p.problems.push('compose: no worker service');
+  checkComposeNats(p, services);
   const redis = services.find((s) => s.name === 'redis');
   if (!redis || !/--appendonly\s+yes/.test(words(redis.def.command).join(' '))) p.problems.push('compose service redis: persistence must be on (--appendonly yes)');
 }

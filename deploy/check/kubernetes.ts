@@ -14,6 +14,7 @@ import { Ajv } from 'ajv';
 import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 import { K8S, ROOT, ajvErrors, arr, checkEntryPoint, obj, readYaml, rel, run, str, which, words, type Json, type Obj, type Part } from './common.ts';
+import { checkK8sNats } from './nats.ts';
 
 const require = createRequire(import.meta.url);
 // Kubernetes
@@ -290,6 +291,10 @@ export async function checkKubernetes(p: Part): Promise<void> {
     objects.map((o) => o.doc),
     p,
     images,
+  );
+  checkK8sNats(
+    p,
+    objects.map((o) => o.doc),
   );
 
   const kubectl = which('kubectl');

@@ -21,8 +21,16 @@ import type { ChatClient, RunContext } from './clients.ts';
  * made them believe, before the final checks. (A reconnect of every client, as in a rolling restart,
  * would hide such damage by resuming the sessions.)
  */
-export const FAULTS = ['kill-worker', 'drain-gateway', 'kill-gateway', 'kill-another-worker', 'restart-nats', 'rolling-restart', 'stall-redis', 'restart-redis'] as const;
-export type FaultName = (typeof FAULTS)[number];
+export const FAULTS = ['kill-worker', 'drain-gateway', 'kill-gateway', 'kill-another-worker', 'kill-nats-server', 'restart-nats', 'rolling-restart', 'stall-redis', 'restart-redis'] as const;
+/**
+ * The faults of a run on a Redis Cluster: the one-server Redis faults are replaced by the death of
+ * the primary that serves a room (SIGKILL; its replica takes over, then the dead node comes back as
+ * the new primary's replica).
+ */
+export const CLUSTER_FAULTS = ['kill-worker', 'drain-gateway', 'kill-gateway', 'kill-another-worker', 'kill-nats-server', 'restart-nats', 'rolling-restart', 'kill-redis-primary'] as const;
+export type FaultName = (typeof FAULTS)[number] | (typeof CLUSTER_FAULTS)[number];
+/** Faults that need a NATS cluster (the run's `natsServers` > 1); left out of a run on one nats-server. */
+export const NATS_CLUSTER_FAULTS: readonly FaultName[] = ['kill-nats-server'];
 
 export interface FaultRecord {
   name: FaultName;
@@ -41,6 +49,8 @@ export interface FaultEnv {
   ctx: RunContext;
   clients: readonly ChatClient[];
   drainMs: number;
+  /** The rooms of the run (the Redis Cluster fault kills the primary of one of them). */
+  rooms: readonly string[];
   /** Resolves once every client is online again; throws after a bound. */
   allOnline(what: string): Promise<void>;
   /** Resolves once `n` more publishes have been acknowledged; throws after a bound. */
@@ -81,6 +91,9 @@ export async function runFault(name: FaultName, env: FaultEnv): Promise<FaultRec
       await stopGateway(env, g, name === 'drain-gateway' ? 'SIGTERM' : 'SIGKILL', say, true);
       break;
     }
+    case 'kill-nats-server':
+      target = await killNatsServer(env, say);
+      break;
     case 'restart-nats':
       target = 'nats';
       await restartNats(env, say);
@@ -92,6 +105,9 @@ export async function runFault(name: FaultName, env: FaultEnv): Promise<FaultRec
     case 'restart-redis':
       target = 'redis';
       await restartRedis(env, say);
+      break;
+    case 'kill-redis-primary':
+      target = await killRedisPrimary(env, say);
       break;
     case 'rolling-restart':
       target = cluster.gateways.map((g) => g.name).join(', ');
@@ -182,6 +198,39 @@ async function restartNats(env: FaultEnv, say: (l: string) => void): Promise<voi
 }
 
 /**
+ * SIGKILL of the NATS server most gateways are on (a cluster of several: routes). Its clients
+ * reconnect to the other servers by themselves; every gateway and worker stays or becomes ready
+ * again, publishes go on being acknowledged; then the server is started again and rejoins.
+ */
+async function killNatsServer(env: FaultEnv, say: (l: string) => void): Promise<string> {
+  const { cluster } = env;
+  const nc = cluster.natsCluster;
+  if (!nc) throw new Error('kill-nats-server needs a NATS cluster (natsServers > 1)');
+  const on = await Promise.all(cluster.gateways.map((g) => nc.serverOf(`rt-gateway-${g.nodeId}`)));
+  const counts = nc.servers.map((_, i) => on.filter((x) => x === i).length);
+  const i = counts.indexOf(Math.max(...counts));
+  const server = nc.servers[i]!;
+  const pid = server.pid!;
+  const t0 = Date.now();
+  server.signal('SIGKILL');
+  await gone(pid, `nats-server ${i + 1}`);
+  env.inFault();
+  say(`nats-${i + 1} (pid ${pid}, holding ${counts[i]} of ${cluster.gateways.length} gateway connections) SIGKILL: pid gone`);
+  await waitFor(async () => (await Promise.all(cluster.gateways.map((g) => nc.serverOf(`rt-gateway-${g.nodeId}`)))).every((x) => x >= 0 && x !== i) || undefined, {
+    timeoutMs: NOTICE_MS,
+    what: 'every gateway on another NATS server',
+  });
+  await allReadyz([...cluster.gateways, ...cluster.workers], 200, 'gateways and workers ready on the remaining NATS servers');
+  say(`every gateway reconnected to another NATS server; every gateway and worker /readyz 200 after ${Date.now() - t0} ms`);
+  await env.moreAcks(env.settleAcks, 'publishes acknowledged without the killed NATS server');
+  say(`${env.settleAcks} publishes acknowledged on the remaining NATS servers`);
+  await server.restart();
+  await nc.waitForRoutes();
+  say(`nats-${i + 1} restarted (pid ${server.pid}) and routed to the others after ${Date.now() - t0} ms`);
+  return `nats-${i + 1}`;
+}
+
+/**
  * How long Redis stays stopped: longer than every timeout on the way (the workers' Redis command
  * timeout, 3 s; the gateways' request timeout, 5 s; the sweepers' gateway timeout, 6 s), as a
  * stall of a real Redis can be (a fork on a big dataset, a paused VM).
@@ -232,6 +281,32 @@ async function restartRedis(env: FaultEnv, say: (l: string) => void): Promise<vo
   const keysAfter = await waitFor(() => dbsize(redis.port), { timeoutMs: 20_000, what: 'Redis to answer DBSIZE after its restart' });
   await allReadyz(cluster.workers, 200, 'every worker ready after the Redis restart');
   say(`redis-server restarted (pid ${redis.pid}) from its append-only file: DBSIZE ${keysAfter}; every worker /readyz 200 after ${Date.now() - t0} ms`);
+}
+
+/**
+ * SIGKILL of the Redis Cluster primary that serves the first room's slot: its pid is gone, its
+ * replica is promoted and the cluster is ok again; publishes are acknowledged meanwhile on the
+ * other shards and, once the dead node is back as the new primary's replica, on this one too.
+ */
+async function killRedisPrimary(env: FaultEnv, say: (l: string) => void): Promise<string> {
+  const rc = env.cluster.redisCluster;
+  if (!rc) throw new Error('kill-redis-primary needs a run on a Redis Cluster');
+  const key = `rt:{r:${env.rooms[0]!}}:meta`;
+  const victim = await rc.primaryOf(key);
+  const svc = rc.services.find((x) => `${x.host}:${x.port}` === victim)!;
+  const pid = svc.pid!;
+  const t0 = Date.now();
+  const killed = rc.killPrimaryOf(key);
+  await gone(pid, `redis-server ${victim}`);
+  env.inFault();
+  say(`redis primary ${victim} (pid ${pid}) of room ${env.rooms[0]} SIGKILL: pid gone`);
+  await killed;
+  say(`replica ${await rc.primaryOf(key)} promoted, cluster_state ok after ${Date.now() - t0} ms`);
+  await rc.restartDead();
+  say(`${victim} restarted as a replica (pid ${svc.pid})`);
+  await env.moreAcks(env.settleAcks, 'publishes acknowledged after the Redis failover');
+  say(`${env.settleAcks} publishes acknowledged after the failover, ${Date.now() - t0} ms after the kill`);
+  return `redis ${victim}`;
 }
 
 // ---------------------------------------------------------------------------------------------

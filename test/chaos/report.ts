@@ -39,6 +39,8 @@ export interface ChaosSetup {
   sdkReconnect: string;
   server: Record<string, string>;
   redis: string;
+  /** The NATS the run used: one server, or a cluster of several (routes). */
+  nats?: string;
 }
 
 /** The stored state of one room at the end of the run. */
@@ -133,6 +135,11 @@ export interface ChaosReport {
   /** Time from the end of publishing until every client had every message (undefined: never, within the bound). */
   catchUpMs: number | undefined;
   quiet: QuietMessage[];
+  /**
+   * How long the quiet room's publishes took to be acknowledged, over all faults: a worker killed
+   * with one in flight shows here (hedged: about a second; without: the request timeout).
+   */
+  quietAckMs: Percentiles;
   unexpectedExits: string[];
   lostMessages: LostMessage[];
   /** Every broken invariant, one line each; empty when the run passed. */
@@ -441,6 +448,7 @@ export function analyse(input: AnalyseInput): ChaosReport {
     rooms: { maxSeq: Math.max(0, ...seqs), minSeq: Math.min(...seqs), historyTrimmed: [...audit.values()].filter((a) => a.oldest > 1).length },
     catchUpMs: input.catchUpMs,
     quiet: input.quiet,
+    quietAckMs: percentiles(input.quiet.flatMap((q) => (q.ackedAt === undefined ? [] : [q.ackedAt - q.publishedAt]))),
     unexpectedExits: input.unexpectedExits,
     lostMessages,
     violations,
@@ -482,7 +490,7 @@ export function renderMarkdown(r: ChaosReport): string {
   lines.push('');
   lines.push(
     `${r.startedAt}${r.commit ? `, commit ${r.commit}` : ''}. ${s.clients} SDK clients in ${s.rooms} rooms (1–2 each) through nginx, ` +
-      `${s.gateways} gateways, ${s.workers} workers, NATS, Redis (${s.redis}). Each client publishes every ` +
+      `${s.gateways} gateways, ${s.workers} workers, ${s.nats ?? 'NATS'}, Redis (${s.redis}). Each client publishes every ` +
       `${s.publishIntervalMs[0] / 1000}–${s.publishIntervalMs[1] / 1000} s, one at a time; a rejected publish is sent again with the same cid ` +
       `(${s.publishAttempts} attempts at most). After the last fault the chat goes on for ${s.soakMs / 1000} s (a session grace period and more). SDK: request timeout ${s.sdkRequestTimeoutMs / 1000} s, reconnect ${s.sdkReconnect}. ` +
       `Server: ${Object.entries(s.server).map(([k, v]) => `${k}=${v}`).join(', ')}. Took ${duration(r.durationMs)}. Replay its choices: \`${replay(r)}\`.`,
@@ -536,6 +544,9 @@ export function renderMarkdown(r: ChaosReport): string {
       const delivered = q.deliveredAt === undefined || q.ackedAt === undefined ? '**never** ✗' : ms(Math.max(0, q.deliveredAt - q.ackedAt));
       lines.push(`| ${q.fault} | ${q.seq ?? '–'} | ${q.ackedAt === undefined ? '**never** ✗' : ms(q.ackedAt - q.publishedAt)} | ${delivered} |`);
     }
+    lines.push('');
+    const a = r.quietAckMs;
+    lines.push(`Quiet room acknowledgement times over ${a.count} faults: p50 ${ms(a.p50)}, p99 ${ms(a.p99)}, max ${ms(a.max)}.`);
     lines.push('');
   }
   lines.push('Faults, in order, with what was observed:');

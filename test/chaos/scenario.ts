@@ -19,7 +19,7 @@ import { waitFor } from '../../tools/processes.ts';
 import { startCluster, type Cluster } from '../../tools/cluster.ts';
 import { RtClient, type Message } from '../../client/index.ts';
 import { ChatClient, RequestWatch, boundWebSocket, clientAddress, type Ack, type RunContext } from './clients.ts';
-import { FAULTS, runFault, type FaultEnv, type FaultName, type FaultRecord } from './faults.ts';
+import { CLUSTER_FAULTS, FAULTS, NATS_CLUSTER_FAULTS, runFault, type FaultEnv, type FaultName, type FaultRecord } from './faults.ts';
 import { between, fork, seeded } from './random.ts';
 import { analyse, type AuditedRoom, type ChaosReport, type ChaosSetup, type QuietMessage } from './report.ts';
 
@@ -36,7 +36,17 @@ export interface ChaosOptions {
   publishIntervalMs?: [number, number];
   /** Gateways' DRAIN_MS for the drains (SIGTERM); 3000 unless given. */
   drainMs?: number;
-  /** Faults in order; every one of FAULTS unless given. */
+  /**
+   * Run on a local 6-node Redis Cluster with REDIS_WAIT_REPLICAS=1 instead of one redis-server
+   * with an append-only file; the default faults are then CLUSTER_FAULTS.
+   */
+  redisCluster?: boolean;
+  /** NATS servers: 1 (one nats-server) unless given; more start a NATS cluster with routes. */
+  natsServers?: number;
+  /**
+   * Faults in order; every one of FAULTS (CLUSTER_FAULTS on a Redis Cluster) unless given, without
+   * those needing a NATS cluster on one server.
+   */
   faults?: readonly FaultName[];
   /** Publishes acknowledged after each fault (and during a worker's absence) before the next step; `clients` unless given. */
   settleAcks?: number;
@@ -74,12 +84,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const drainMs = opts.drainMs ?? 3000;
   const publishIntervalMs = opts.publishIntervalMs ?? [2000, 6000];
   const settleAcks = opts.settleAcks ?? opts.clients;
-  const faults = opts.faults ?? FAULTS;
+  const natsServers = opts.natsServers ?? 1;
+  const faults = opts.faults ?? (opts.redisCluster ? CLUSTER_FAULTS : FAULTS).filter((f) => natsServers > 1 || !NATS_CLUSTER_FAULTS.includes(f));
   const sessionGraceMs = Number(opts.env?.SESSION_GRACE_MS ?? process.env.SESSION_GRACE_MS ?? 30_000);
   const soakMs = opts.soakMs ?? sessionGraceMs + 10_000;
   if (opts.rooms < 1 || opts.clients < 2 * opts.rooms) throw new Error('need at least two clients per room');
 
-  const server = { LOG_LEVEL: 'info', DRAIN_MS: String(drainMs), ...opts.env } as Record<string, string>;
+  const server = { LOG_LEVEL: 'info', DRAIN_MS: String(drainMs), ...(opts.redisCluster ? { REDIS_WAIT_REPLICAS: '1' } : {}), ...opts.env } as Record<string, string>;
   const setup: ChaosSetup = {
     clients: opts.clients,
     rooms: opts.rooms,
@@ -92,7 +103,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     sdkRequestTimeoutMs: SDK_REQUEST_TIMEOUT_MS,
     sdkReconnect: `backoff ${SDK_RECONNECT.baseMs} ms–${SDK_RECONNECT.capMs / 1000} s with full jitter (the SDK's defaults)`,
     server: Object.fromEntries(Object.entries(server).filter(([k]) => k !== 'LOG_LEVEL')),
-    redis: 'appendonly yes, appendfsync always',
+    redis: opts.redisCluster ? 'Redis Cluster: 3 primaries, 3 replicas, no persistence, REDIS_WAIT_REPLICAS=1' : 'appendonly yes, appendfsync always',
+    nats: natsServers > 1 ? `a NATS cluster of ${natsServers} servers (routes)` : 'NATS',
   };
 
   const startedAt = new Date();
@@ -116,7 +128,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       runDir,
       gateways,
       workers,
-      redisArgs: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', redisDir],
+      natsServers,
+      ...(opts.redisCluster ? { redisCluster: true } : { redisArgs: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', redisDir] }),
       env: server,
       readyTimeoutMs: 60_000,
       stopTimeoutMs: 15_000,
@@ -191,6 +204,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     let probe: { fault: string; from: ChatClient; to: ChatClient; publishedAt: number; ack: Promise<Ack | undefined> } | undefined;
     const env: FaultEnv = {
       cluster,
+      rooms: roomNames,
       ctx,
       clients,
       drainMs,

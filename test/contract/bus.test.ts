@@ -10,7 +10,7 @@ import { MemoryBus, MemoryHub } from '../../shared/bus-memory.ts';
 import { NatsBus } from '../../shared/bus-nats.ts';
 import { createLogger } from '../../shared/log.ts';
 import { until } from '../harness/wait.ts';
-import { startNats, type Service } from '../harness/servers.ts';
+import { startNats, startNatsCluster, type NatsCluster, type Service } from '../harness/servers.ts';
 
 /** Two connected buses: `a` plays the gateway, `b` the worker. */
 interface Pair {
@@ -376,5 +376,118 @@ describe('NatsBus while the server is down', () => {
     expect(a.connected).toBe(true);
     expect(b.connected).toBe(true);
     expect(a.stats.disconnects).toBe(1);
+  });
+});
+
+/**
+ * `flush()` says the bus's own server has its subscriptions; the other servers of a cluster learn
+ * of them over the routes a moment later (a request from there meanwhile gets no_responders). A
+ * server forwards subscriptions over a route in order, so once a marker subscribed after them is
+ * reachable from `other`'s connection, they are too: this flush waits for that.
+ */
+function routeSynced(bus: NatsBus, other: NatsBus): Bus {
+  const flush = async () => {
+    await bus.flush();
+    const marker = fresh('route-sync');
+    let seen = false;
+    const sub = bus.subscribe(marker, () => (seen = true));
+    await bus.flush();
+    await until('the other server to know our subscriptions', () => {
+      other.publish(marker, bytes('m'));
+      return seen;
+    });
+    sub.unsubscribe();
+  };
+  return new Proxy(bus, {
+    get(target, prop) {
+      if (prop === 'flush') return flush;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+describe('NatsBus on a 3-server NATS cluster', () => {
+  let cluster: NatsCluster;
+  beforeAll(async () => {
+    cluster = await startNatsCluster();
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  // The contract holds across routes: the "gateway" on the first server, the "worker" on the last.
+  // `flush()` means "the other server knows too" here (see routeSynced); each bus is the real
+  // NatsBus otherwise.
+  busContract('nats cluster', async () => {
+    const [a, b] = await Promise.all([
+      NatsBus.connect(cluster.servers[0]!.url, { name: 'test-gateway', logger: quiet }),
+      NatsBus.connect(cluster.servers[2]!.url, { name: 'test-worker', logger: quiet }),
+    ]);
+    return { a: routeSynced(a, b), b: routeSynced(b, a) };
+  });
+
+  it('failover: SIGKILL of the server in use mid-traffic; no request hangs, the bus reconnects to another server, subscriptions and serving go on', async () => {
+    // Both given the whole list (NATS_URL); each picks a server.
+    const a = await NatsBus.connect(cluster.url, { name: 'failover-gateway', logger: quiet });
+    const b = await NatsBus.connect(cluster.url, { name: 'failover-worker', logger: quiet });
+    const reconnects: string[] = [];
+    a.onReconnect(() => reconnects.push(a.server));
+    let victim = -1;
+    try {
+      const subject = fresh('failover-req');
+      const events = fresh('failover-events');
+      b.serve(subject, 'workers', (d) => bytes(`ok:${text(d)}`));
+      const got: string[] = [];
+      a.subscribe(events, (d) => got.push(text(d)));
+      await Promise.all([a.flush(), b.flush()]);
+      const before = a.server;
+      victim = cluster.servers.findIndex((s) => s.url.endsWith(before));
+      expect(victim, `a is on ${before}`).toBeGreaterThanOrEqual(0);
+
+      // Traffic: requests every few ms, each must settle (answer or BusError) within its timeout.
+      let stop = false;
+      const settled: { ok: boolean; ms: number }[] = [];
+      const traffic = (async () => {
+        for (let i = 0; !stop; i++) {
+          const t0 = performance.now();
+          const ok = await a.request(subject, bytes(String(i)), 1000).then(
+            () => true,
+            (err: unknown) => {
+              if (!(err instanceof BusError)) throw err;
+              return false;
+            },
+          );
+          settled.push({ ok, ms: performance.now() - t0 });
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      await until('some answers before the kill', () => settled.filter((s) => s.ok).length >= 20);
+      cluster.servers[victim]!.signal('SIGKILL');
+      await until('a to reconnect to another server', () => reconnects.length > 0 && a.connected, 15_000);
+      expect(a.server).not.toBe(before);
+      const afterKill = settled.length;
+      await until('answers again after the failover', () => settled.slice(afterKill).filter((s) => s.ok).length >= 20, 15_000);
+      stop = true;
+      await traffic;
+      // No request hung: each settled within its 1 s timeout (plus scheduling slack).
+      expect(Math.max(...settled.map((s) => s.ms))).toBeLessThan(1500);
+
+      // The subscription made before the kill still delivers, from the other connection.
+      const before2 = got.length;
+      await until(
+        'a published event to reach the old subscription',
+        () => {
+          b.publish(events, bytes('after'));
+          return got.length > before2;
+        },
+        10_000,
+      );
+      expect(got.at(-1)).toBe('after');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      // The cluster whole again for whatever runs after.
+      if (victim >= 0) await cluster.servers[victim]!.restart();
+    }
   });
 });

@@ -1,19 +1,20 @@
 /**
  * The contract suite's runner: each port's file (history.test.ts, presence.test.ts, …) states its
  * contract once, with `contract()`, and it runs against every backend: the in-memory stores on a
- * manual clock (time passes when a test says so, never by sleeping), and the Redis stores against a
- * real redis-server (time passes by waiting). Each test gets fresh stores (on Redis, a fresh key
+ * manual clock (time passes when a test says so, never by sleeping), the Redis stores against a
+ * real redis-server, and the same stores against a real 6-node Redis Cluster (time passes by
+ * waiting; on the cluster every script must stay in one slot, or Redis refuses it with CROSSSLOT). Each test gets fresh stores (on Redis, a fresh key
  * prefix), so tests never see each other's data.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { ManualClock } from '../../shared/clock.ts';
 import { randomId } from '../../shared/ids.ts';
-import { scriptSource } from '../../shared/redis-connection.ts';
+import { INDEX_BUCKETS, scriptSource } from '../../shared/redis-connection.ts';
 import type { StoreOptions, Stores } from '../../shared/stores.ts';
 import { memoryStores, type MemoryStores } from '../../shared/stores-memory.ts';
 import { redisStores, type RedisStores } from '../../shared/stores-redis.ts';
-import { startRedis, type Service } from '../harness/servers.ts';
+import { startRedis, startRedisCluster, type Service } from '../harness/servers.ts';
 
 export interface Contract {
   /** Fresh stores. */
@@ -91,6 +92,35 @@ const backends: Backend[] = [
         teardown: async () => {
           raw.disconnect();
           await redis.stop();
+        },
+      };
+    },
+  },
+  {
+    name: 'redis-cluster',
+    async setup() {
+      const cluster = await startRedisCluster();
+      const clusterNodes = cluster.nodes.split(',');
+      const raw = new Cluster(clusterNodes.map((a) => ({ host: a.split(':')[0]!, port: Number(a.split(':')[1]) })), { scaleReads: 'master' });
+      const prefixes = new WeakMap<Stores, string>();
+      const make = (opts: Partial<StoreOptions> | undefined, keyPrefix = `t${randomId(6)}:`) => {
+        const s = redisStores({ clusterNodes }, { ...opts, keyPrefix });
+        prefixes.set(s, keyPrefix);
+        return s;
+      };
+      return {
+        stores: (opts) => make(opts),
+        twin: (opts) => {
+          const keyPrefix = `t${randomId(6)}:`;
+          return [make(opts, keyPrefix), make(opts, keyPrefix)];
+        },
+        pass: sleep,
+        now: () => Date.now(),
+        // Each primary holds its own slots' keys: KEYS on every one of them.
+        residue: async (s) => (await Promise.all(raw.nodes('master').map((n) => n.keys(`${prefixes.get(s)!}*`)))).flat().sort(),
+        teardown: async () => {
+          raw.disconnect();
+          await cluster.stop();
         },
       };
     },
@@ -188,8 +218,13 @@ export const room = () => `room-${randomId(6)}`;
 export const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, k) => from + k);
 export { sleep };
 
-/** Runs the typing sweep's lease step alone, as a sweeper that dies right after it would. */
+/** Runs the typing sweep's lease step alone (on every bucket), as a sweeper that dies right after it would. */
 export async function leaseTypingRooms(raw: Redis, prefix: string): Promise<string[]> {
-  const [, ...rooms] = (await raw.eval(scriptSource('typing_due'), 2, `${prefix}{t}:due`, `${prefix}{t}:tlease`, 100, 3000, 10_000)) as string[];
-  return rooms;
+  const out: string[] = [];
+  for (let b = 0; b < INDEX_BUCKETS; b++) {
+    const tag = `${prefix}{t:${b}}`;
+    const [, ...rooms] = (await raw.eval(scriptSource('typing_due'), 2, `${tag}:due`, `${tag}:tlease`, 100, 3000, 10_000)) as string[];
+    out.push(...rooms);
+  }
+  return out;
 }

@@ -5,6 +5,7 @@
 import { describe, it, expect } from 'vitest';
 import { randomId } from '../../shared/ids.ts';
 import type { StoredNotification } from '../../shared/notifications.ts';
+import { bucketOf, INDEX_BUCKETS } from '../../shared/redis-connection.ts';
 import { contract, head, range, room, tail, ts, withRedisStores, leaseTypingRooms } from './harness.ts';
 
 contract('Stores', (t) => {
@@ -77,8 +78,22 @@ describe('Redis stores: keys and connection', () => {
 
     const keys = await raw.keys(`${prefix}*`);
     const expected = ['dd:k', 'hist', 'meta', 'pconn', 'pcount', 'pname', 'typing', 'tname'].map((k) => `${prefix}{r:${r}}:${k}`);
-    const sessionKeys = ['sess:s1', 'rooms:s1', 'sess:s2', 'rooms:s2', 'sess:s3', 'detached', 'nodes', 'node:n1', 'swept'].map((k) => `${prefix}{s}:${k}`);
-    const typingKeys = [`${prefix}{t}:due`, `${prefix}{t}:tlease`, `${prefix}{r:${typed}}:typing`, `${prefix}{r:${typed}}:tname`];
+    // Sessions and the typing sweep live in index buckets: a session's keys in its id's bucket, a
+    // node set in each bucket it has sessions in, and every bucket swept (and told of node n1, n2).
+    const sb = (sid: string) => `${prefix}{s:${bucketOf(sid)}}:`;
+    const every = (suffix: string) => range(0, INDEX_BUCKETS - 1).map((b) => `${prefix}{s:${b}}:${suffix}`);
+    const sessionKeys = [
+      ...['s1', 's2', 's3'].map((sid) => `${sb(sid)}sess:${sid}`),
+      ...['s1', 's2'].map((sid) => `${sb(sid)}rooms:${sid}`),
+      ...new Set([`${sb('s2')}detached`, `${sb('s3')}detached`]),
+      ...every('nodes'),
+      ...every('swept'),
+      `${sb('s1')}node:n1`,
+    ];
+    // Room r is noted due in its bucket (its entry expires in a minute); `typed` was moved from its
+    // bucket's due index to that bucket's leases.
+    const tb = (room: string) => `${prefix}{t:${bucketOf(room)}}`;
+    const typingKeys = [`${tb(r)}:due`, `${tb(typed)}:tlease`, `${prefix}{r:${typed}}:typing`, `${prefix}{r:${typed}}:tname`];
     const notificationKeys = [
       ...['nitems', 'norder', 'nunread'].map((k) => `${prefix}{u:u%7B1%7D}:${k}`),
       ...['nitems', 'norder'].map((k) => `${prefix}{u:v}:${k}`),

@@ -10,8 +10,18 @@
  */
 import { existsSync } from 'node:fs';
 import { externalService, freePort, startLocalNats, startLocalRedis, waitForPort, type Service } from '../../tools/processes.ts';
+import { startLocalRedisCluster, type LocalRedisCluster } from '../../tools/redis-cluster.ts';
+import { startLocalNatsCluster, type NatsCluster } from '../../tools/nats-cluster.ts';
 
-export { freePort, waitForPort, type Service };
+export { freePort, waitForPort, type Service, type LocalRedisCluster, type NatsCluster };
+
+/**
+ * A Redis Cluster of six local redis-server processes (3 primaries, 3 replicas) on free ports, in a
+ * temporary directory removed by `stop()`. Always local: tests kill its primaries.
+ */
+export async function startRedisCluster(): Promise<LocalRedisCluster> {
+  return startLocalRedisCluster();
+}
 
 async function dockerAvailable(): Promise<boolean> {
   if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) return false;
@@ -69,4 +79,12 @@ export async function startNats(opts: NatsOptions = {}): Promise<Service> {
   if (process.env.NATS_URL && !opts.local) return externalService(process.env.NATS_URL);
   if (!opts.local && (await dockerAvailable())) return startContainer('nats:2-alpine', 4222, 'nats');
   return startLocalNats();
+}
+
+/**
+ * A 3-server NATS cluster (routes) of local nats-server processes, always local: the tests that
+ * use it kill its servers. `url` lists all three, as NATS_URL would.
+ */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  return startLocalNatsCluster({ size });
 }
