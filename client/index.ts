@@ -30,21 +30,7 @@ import { Pacer } from './pacer.ts';
 import { RequestQueue, type Frame } from './queue.ts';
 import { Room, type RoomHost } from './room.ts';
 import { closeQuietly, jwtExpiry, messageOf, newCid } from './util.ts';
-import type {
-  ClientEvents,
-  ConnectionState,
-  CredentialSource,
-  Conversation,
-  DirectMessage,
-  DirectResult,
-  Notification,
-  NotificationEvent,
-  NotificationsReadEvent,
-  RtClientOptions,
-  StateChange,
-  WebSocketConstructor,
-  WebSocketLike,
-} from './types.ts';
+import type { ClientEvents, ConnectionState, CredentialSource, Conversation, DirectMessage, DirectResult, Notification, NotificationEvent, NotificationsReadEvent, RtClientOptions, StateChange, WebSocketConstructor, WebSocketLike } from './types.ts';
 
 export { Room, TYPING_REFRESH_MS, MAX_HISTORY_LIMIT } from './room.ts';
 export { RtError, type ClientErrorCode } from './errors.ts';
@@ -58,22 +44,13 @@ export type * from './types.ts';
 /** The subprotocol offered on every connection. */
 export { SUBPROTOCOL } from '../shared/protocol/constants.ts';
 
-const {
-  NORMAL,
-  GOING_AWAY,
-  UNSUPPORTED_DATA,
-  POLICY_VIOLATION,
-  TOO_LARGE,
-  UNAUTHORIZED,
-  FORBIDDEN,
-} = CLOSE_CODES;
+const { NORMAL, GOING_AWAY, UNSUPPORTED_DATA, POLICY_VIOLATION, TOO_LARGE, UNAUTHORIZED, FORBIDDEN } = CLOSE_CODES;
 
 /** Close codes after which the client stops for good (docs/protocol.md, "Close codes": "stop" / "fix the client"). */
 export const STOP_CODES: ReadonlySet<number> = new Set([NORMAL.code, UNSUPPORTED_DATA.code, POLICY_VIOLATION.code, TOO_LARGE.code, FORBIDDEN.code]);
 
 /** Reported as the close code when the client itself gives up on a connection (no welcome, no pong). */
 export const ABNORMAL_CLOSE = 1006;
-
 
 interface Timers {
   reconnect?: ReturnType<typeof setTimeout>;
