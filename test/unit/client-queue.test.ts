@@ -62,11 +62,11 @@ describe('offline queue', () => {
     expect([a!.content, b!.content]).toEqual(['one', 'two']);
     ws.reply(a!, { room: 'lobby', seq: 5, ts: 't5' });
     ws.reply(b!, { room: 'lobby', seq: 6, ts: 't6' });
-    ws.reply(ws.lastRequest('direct'), { ts: 'td' });
+    ws.reply(ws.lastRequest('direct'), { room: 'dm:ann-bob', seq: 1, ts: 'td' });
     await expect(join).resolves.toMatchObject({ seq: 4, epoch: 'e1' });
     await expect(p1).resolves.toMatchObject({ seq: 5, cid: a!.cid });
     await expect(p2).resolves.toMatchObject({ seq: 6 });
-    await expect(dm).resolves.toEqual({ ts: 'td' });
+    await expect(dm).resolves.toMatchObject({ room: 'dm:ann-bob', seq: 1, ts: 'td', cid: ws.lastRequest('direct').cid });
   });
 
   it('is bounded: past maxQueue a request fails at once with queue_full', async () => {
@@ -121,7 +121,7 @@ describe('pacing under the server rate limit', () => {
     expect(ws.requests('direct')).toHaveLength(30);
     await vi.advanceTimersByTimeAsync(3000);
     expect(ws.requests('direct').map((f) => f.content)).toEqual(Array.from({ length: 60 }, (_, i) => `m${i}`));
-    for (const f of ws.requests('direct')) ws.reply(f, { ts: 't' });
+    for (const [i, f] of ws.requests('direct').entries()) ws.reply(f, { room: 'dm:ann-bob', seq: i + 1, ts: 't' });
     await expect(Promise.all(sent)).resolves.toHaveLength(60);
   });
 
@@ -190,7 +190,7 @@ describe('publish retries', () => {
     await expect(p).resolves.toEqual({ room: 'lobby', seq: 7, ts: 't', cid: 'my-cid' });
   });
 
-  it('a publish refused with rate_limited is sent again later, same cid; a direct message is not', async () => {
+  it('a publish or a direct message refused with rate_limited is sent again later, same cid', async () => {
     const client = makeClient({ random: () => 0.999 });
     const ws = await online(client);
     const room = await joined(client, 'lobby');
@@ -199,13 +199,15 @@ describe('publish retries', () => {
     await tick();
     ws.error(ws.lastRequest('publish'), 'rate_limited', 'too many requests; slow down');
     ws.error(ws.lastRequest('direct'), 'rate_limited', 'too many requests; slow down');
-    await expect(dm).rejects.toMatchObject({ code: 'rate_limited' });
     await vi.advanceTimersByTimeAsync(499);
     const [first, again] = ws.requests('publish');
     expect(again?.cid).toBe(first!.cid);
     ws.reply(again!, { room: 'lobby', seq: 1, ts: 't' });
     await expect(p).resolves.toMatchObject({ seq: 1 });
-    expect(ws.requests('direct')).toHaveLength(1);
+    const [dm1, dm2] = ws.requests('direct');
+    expect(dm2?.cid).toBe(dm1!.cid);
+    ws.reply(dm2!, { room: 'dm:ann-bob', seq: 3, ts: 't' });
+    await expect(dm).resolves.toMatchObject({ room: 'dm:ann-bob', seq: 3, cid: dm1!.cid });
   });
 
   it('other errors reject with the server code and message', async () => {
@@ -218,18 +220,21 @@ describe('publish retries', () => {
     await expect(p).rejects.toMatchObject({ name: 'RtError', code: 'too_large', message: 'content is longer than 4 characters' });
   });
 
-  it('a direct message in flight when the connection drops fails with disconnected and is not sent again', async () => {
+  it('a direct message in flight when the connection drops is sent again on the next one, same cid (stored once)', async () => {
     const client = makeClient();
     const ws = await online(client);
     const p = client.direct('bob', 'hi');
     await tick();
-    expect(ws.requests('direct')).toHaveLength(1);
+    const [first] = ws.requests('direct');
     ws.serverClose(1006);
-    await expect(p).rejects.toMatchObject({ code: 'disconnected' });
     await tick();
-    FakeWebSocket.last.welcome({ heartbeat: 0 });
+    const ws2 = FakeWebSocket.last;
+    ws2.welcome({ heartbeat: 0 });
     await tick();
-    expect(FakeWebSocket.last.requests('direct')).toHaveLength(0);
+    const [again] = ws2.requests('direct');
+    expect(again).toMatchObject({ to: 'bob', content: 'hi', cid: first!.cid });
+    ws2.reply(again!, { room: 'dm:ann-bob', seq: 2, ts: 't' });
+    await expect(p).resolves.toMatchObject({ seq: 2, cid: first!.cid });
   });
 
   it('requests in flight go back in their place, before the ones made later', async () => {
