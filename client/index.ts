@@ -20,27 +20,17 @@
 import { CLOSE_CODES } from '../shared/protocol/codes.ts';
 import { SUBPROTOCOL } from '../shared/protocol/constants.ts';
 import type { User, WelcomeEvent } from '../shared/protocol/schemas.ts';
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
+import { backoffDelay, DEFAULT_BACKOFF } from './backoff.ts';
+import { Conversations } from './conversations.ts';
 import { Emitter } from './emitter.ts';
 import { RtError } from './errors.ts';
-import { DEFAULT_PACE, Pacer, type PaceOptions } from './pacer.ts';
+import { Notifications } from './notifications.ts';
+import { resolveOptions, type Resolved } from './options.ts';
+import { Pacer } from './pacer.ts';
 import { RequestQueue, type Frame } from './queue.ts';
 import { Room, type RoomHost } from './room.ts';
-import type {
-  ClientEvents,
-  ConnectionState,
-  CredentialSource,
-  Conversation,
-  DirectMessage,
-  DirectResult,
-  Notification,
-  NotificationEvent,
-  NotificationsReadEvent,
-  RtClientOptions,
-  StateChange,
-  WebSocketConstructor,
-  WebSocketLike,
-} from './types.ts';
+import { closeQuietly, jwtExpiry, messageOf, newCid } from './util.ts';
+import type { ClientEvents, ConnectionState, CredentialSource, Conversation, DirectMessage, DirectResult, Notification, NotificationEvent, NotificationsReadEvent, RtClientOptions, StateChange, WebSocketConstructor, WebSocketLike } from './types.ts';
 
 export { Room, TYPING_REFRESH_MS, MAX_HISTORY_LIMIT } from './room.ts';
 export { RtError, type ClientErrorCode } from './errors.ts';
@@ -48,42 +38,19 @@ export { backoffDelay, backoffCeiling, DEFAULT_BACKOFF, type BackoffPolicy } fro
 export { Emitter, type Listener } from './emitter.ts';
 export { DEFAULT_PACE, type PaceOptions } from './pacer.ts';
 export type { Frame } from './queue.ts';
+export { jwtExpiry, newCid } from './util.ts';
 export type * from './types.ts';
 
 /** The subprotocol offered on every connection. */
 export { SUBPROTOCOL } from '../shared/protocol/constants.ts';
 
-const {
-  NORMAL,
-  GOING_AWAY,
-  UNSUPPORTED_DATA,
-  POLICY_VIOLATION,
-  TOO_LARGE,
-  UNAUTHORIZED,
-  FORBIDDEN,
-} = CLOSE_CODES;
+const { NORMAL, GOING_AWAY, UNSUPPORTED_DATA, POLICY_VIOLATION, TOO_LARGE, UNAUTHORIZED, FORBIDDEN } = CLOSE_CODES;
 
 /** Close codes after which the client stops for good (docs/protocol.md, "Close codes": "stop" / "fix the client"). */
 export const STOP_CODES: ReadonlySet<number> = new Set([NORMAL.code, UNSUPPORTED_DATA.code, POLICY_VIOLATION.code, TOO_LARGE.code, FORBIDDEN.code]);
 
-/** Direct messages remembered per conversation to show each once (events may repeat after a retry). */
-const SHOWN_PER_CONVERSATION = 256;
-
 /** Reported as the close code when the client itself gives up on a connection (no welcome, no pong). */
 export const ABNORMAL_CLOSE = 1006;
-
-interface Resolved {
-  reconnect: false | (BackoffPolicy & { maxAttempts: number | undefined; goingAwayJitterMs: number });
-  requestTimeoutMs: number;
-  maxQueue: number;
-  connectTimeoutMs: number;
-  pongTimeoutMs: number;
-  joinLimit: number | undefined;
-  recoveryLimit: number;
-  tokenRefreshMarginMs: number;
-  random: () => number;
-  pace: PaceOptions | false;
-}
 
 interface Timers {
   reconnect?: ReturnType<typeof setTimeout>;
@@ -99,9 +66,8 @@ export class RtClient extends Emitter<ClientEvents> {
   readonly #WebSocket: WebSocketConstructor;
   readonly #queue: RequestQueue;
   readonly #rooms = new Map<string, Room>();
-  /** Each conversation's latest seq and read cursor as last learned (for unread counts). */
-  readonly #conversations = new Map<string, { seq: number; read: number }>();
-  readonly #shown = new Map<string, Set<number>>();
+  readonly #conversations: Conversations;
+  readonly #notifications: Notifications;
   readonly #host: RoomHost;
   #state: ConnectionState = 'offline';
   #ws: WebSocketLike | undefined;
@@ -117,7 +83,6 @@ export class RtClient extends Emitter<ClientEvents> {
   #urlIndex = 0;
   #sessionId: string | undefined;
   #welcome: WelcomeEvent | undefined;
-  #unread = 0;
   #token: string | undefined;
   /** A 4001 was received: the next attempt asks the token function for a new token. */
   #renewToken = false;
@@ -130,27 +95,7 @@ export class RtClient extends Emitter<ClientEvents> {
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new TypeError('no WebSocket implementation: pass one as the WebSocket option (in Node: `import WebSocket from "ws"`)');
     this.#WebSocket = WS;
-    const r = options.reconnect;
-    this.#cfg = {
-      reconnect:
-        r === false
-          ? false
-          : {
-              baseMs: r?.baseMs ?? DEFAULT_BACKOFF.baseMs,
-              capMs: r?.capMs ?? DEFAULT_BACKOFF.capMs,
-              maxAttempts: r?.maxAttempts,
-              goingAwayJitterMs: r?.goingAwayJitterMs ?? 500,
-            },
-      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-      maxQueue: options.maxQueue ?? 100,
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-      pongTimeoutMs: options.pongTimeoutMs ?? 10_000,
-      joinLimit: options.joinLimit,
-      recoveryLimit: options.recoveryLimit ?? 100,
-      tokenRefreshMarginMs: options.tokenRefreshMarginMs ?? 30_000,
-      random: options.random ?? Math.random,
-      pace: options.pace === false ? false : { ...DEFAULT_PACE, ...options.pace },
-    };
+    this.#cfg = resolveOptions(options);
     this.#queue = new RequestQueue({
       maxQueue: this.#cfg.maxQueue,
       retryDelay: (attempt) => this.#retryDelay(attempt),
@@ -174,10 +119,22 @@ export class RtClient extends Emitter<ClientEvents> {
       internal: (frame) => this.#internal(frame),
       fire: (frame) => this.#fire(frame),
       roomReady: () => this.#flush(),
+      // A markRead on this connection moves the conversation's count too (others learn it from `read`).
+      readMoved: (room, seq) => this.#conversations.onRead(room, seq),
       closedError: () => this.#closedError,
       newCid: () => newCid(),
       retryDelay: (attempt) => this.#retryDelay(attempt),
     };
+    this.#conversations = new Conversations({
+      request: (frame, opts) => this.#request(frame, opts),
+      room: (name) => this.room(name),
+      existingRoom: (name) => this.#rooms.get(name),
+      userId: () => this.#welcome?.user.id,
+      newCid: () => newCid(),
+      changed: (counts) => this.emit('conversation', counts),
+      direct: (message) => this.emit('direct', message),
+    });
+    this.#notifications = new Notifications({ request: (frame, opts) => this.#request(frame, opts), emit: (event, value) => this.emit(event, value) });
   }
 
   /** `connecting`, `online`, `reconnecting` or `offline` (see the `state` event). */
@@ -201,7 +158,7 @@ export class RtClient extends Emitter<ClientEvents> {
 
   /** Unread notifications. */
   get unread(): number {
-    return this.#unread;
+    return this.#notifications.unread;
   }
 
   /** Requests waiting to be sent. */
@@ -267,70 +224,25 @@ export class RtClient extends Emitter<ClientEvents> {
    * conversation; resolves with it once stored. Safe to retry: it carries a `cid` (generated unless
    * given), so it is sent again after a connection loss and stored once.
    */
-  async direct(to: string, content: string, opts: { cid?: string; timeoutMs?: number } = {}): Promise<DirectResult> {
-    const cid = opts.cid ?? newCid();
-    const reply = await this.#request({ type: 'direct', to, content, cid }, { retry: true, ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) });
-    const room = reply.room as string;
-    const seq = reply.seq as number;
-    this.#seen(room, seq);
-    // What this user wrote is read for them (the server moved the cursor too).
-    this.#counts(room, seq, seq);
-    return { conversation: this.room(room), room, seq, ts: reply.ts as string, cid };
+  direct(to: string, content: string, opts: { cid?: string; timeoutMs?: number } = {}): Promise<DirectResult> {
+    return this.#conversations.send(to, content, opts);
   }
 
   /** This user's conversations, most recent first (`before`: the `order` of the last one you have). */
-  async conversations(opts: { limit?: number; before?: number; timeoutMs?: number } = {}): Promise<Conversation[]> {
-    const { timeoutMs, ...fields } = opts;
-    const reply = await this.#request({ type: 'conversations', ...fields }, { retry: true, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
-    const list = (reply.conversations as Conversation[]) ?? [];
-    for (const c of list) this.#counts(c.room, c.seq, c.read);
-    return list;
+  conversations(opts: { limit?: number; before?: number; timeoutMs?: number } = {}): Promise<Conversation[]> {
+    return this.#conversations.list(opts);
   }
 
   /** The unread count of a conversation as last learned (0 when unknown). */
   unreadIn(room: string): number {
-    const c = this.#conversations.get(room);
-    return c ? Math.max(0, c.seq - c.read) : 0;
-  }
-
-  /** Shown (`direct`) seqs per conversation, the latest few: a repeated event is not shown twice. */
-  #seen(room: string, seq: number): boolean {
-    let seen = this.#shown.get(room);
-    if (!seen) this.#shown.set(room, (seen = new Set()));
-    if (seen.has(seq)) return false;
-    seen.add(seq);
-    if (seen.size > SHOWN_PER_CONVERSATION) seen.delete(seen.values().next().value!);
-    return true;
-  }
-
-  /** Learns a conversation's latest seq and read cursor (each only moves forward) and reports a change. */
-  #counts(room: string, seq: number, read?: number): void {
-    const c = this.#conversations.get(room) ?? { seq: 0, read: 0 };
-    const next = { seq: Math.max(c.seq, seq), read: Math.max(c.read, read ?? 0) };
-    if (next.seq === c.seq && next.read === c.read && this.#conversations.has(room)) return;
-    this.#conversations.set(room, next);
-    if (room.startsWith('dm:')) this.emit('conversation', { room, seq: next.seq, read: next.read, unread: Math.max(0, next.seq - next.read) });
+    return this.#conversations.unreadIn(room);
   }
 
   readonly notifications = {
     /** The latest notifications (newest first as the server sends them) and the unread count. */
-    list: async (opts: { limit?: number; unreadOnly?: boolean; timeoutMs?: number } = {}): Promise<{ items: Notification[]; unread: number }> => {
-      const { timeoutMs, ...fields } = opts;
-      const reply = await this.#request({ type: 'notifications.list', ...fields }, { retry: true, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
-      const unread = Number(reply.unread ?? 0);
-      this.#setUnread(unread);
-      return { items: (reply.items as Notification[]) ?? [], unread };
-    },
+    list: (opts: { limit?: number; unreadOnly?: boolean; timeoutMs?: number } = {}): Promise<{ items: Notification[]; unread: number }> => this.#notifications.list(opts),
     /** Marks notifications read (`'all'` or a list of ids); resolves with the unread count. */
-    read: async (which: readonly string[] | 'all', opts: { timeoutMs?: number } = {}): Promise<number> => {
-      const reply = await this.#request(
-        { type: 'notifications.read', ...(which === 'all' ? { all: true } : { ids: [...which] }) },
-        { retry: true, ...opts },
-      );
-      const unread = Number(reply.unread ?? 0);
-      this.#setUnread(unread);
-      return unread;
-    },
+    read: (which: readonly string[] | 'all', opts: { timeoutMs?: number } = {}): Promise<number> => this.#notifications.read(which, opts),
   };
 
   /**
@@ -526,35 +438,22 @@ export class RtClient extends Emitter<ClientEvents> {
       case 'stats':
         this.#rooms.get(f.room as string)?._event(f);
         return;
-      case 'direct': {
-        const e = f as unknown as DirectMessage;
-        if (!this.#seen(e.room, e.seq)) return;
-        const mine = e.from.id === this.#welcome?.user.id;
-        this.#counts(e.room, e.seq, mine ? e.seq : undefined);
-        // A joined conversation delivers the same message as its room's `message`: shown once, there.
-        const room = this.#rooms.get(e.room);
-        if (!room?.joined) this.emit('direct', e);
+      case 'direct':
+        this.#conversations.onDirect(f as unknown as DirectMessage);
         return;
-      }
       case 'read': {
         const room = f.room as string;
         const seq = f.seq as number;
         this.#rooms.get(room)?._read(seq);
-        this.#counts(room, 0, seq);
+        this.#conversations.onRead(room, seq);
         return;
       }
-      case 'notification': {
-        const e = f as unknown as NotificationEvent;
-        if (typeof e.unread === 'number') this.#setUnread(e.unread);
-        this.emit('notification', { notification: e.notification, unread: this.#unread });
+      case 'notification':
+        this.#notifications.onNotification(f as unknown as NotificationEvent);
         return;
-      }
-      case 'notifications.read': {
-        const e = f as unknown as NotificationsReadEvent;
-        if (typeof e.unread === 'number') this.#setUnread(e.unread);
-        this.emit('notifications.read', { ...(e.ids ? { ids: e.ids } : {}), ...(e.all ? { all: true } : {}), unread: this.#unread });
+      case 'notifications.read':
+        this.#notifications.onRead(f as unknown as NotificationsReadEvent);
         return;
-      }
     }
   }
 
@@ -573,7 +472,7 @@ export class RtClient extends Emitter<ClientEvents> {
     for (const room of this.#rooms.values()) room._connected(w.resumed, positions.get(room.name));
     // A room the session has and this client never handed out (cannot normally happen): leave it.
     for (const name of positions.keys()) if (!this.#rooms.has(name)) this.#fire({ type: 'leave', room: name });
-    this.#setUnread(w.unread ?? 0);
+    this.#notifications.setUnread(w.unread ?? 0);
     this.emit('state', { state: 'online', previous, attempt: 0 });
     this.emit('welcome', w);
     this.#flush();
@@ -687,49 +586,9 @@ export class RtClient extends Emitter<ClientEvents> {
     return backoffDelay(attempt, r === false ? DEFAULT_BACKOFF : r, this.#cfg.random);
   }
 
-  #setUnread(n: number): void {
-    if (n === this.#unread) return;
-    this.#unread = n;
-    this.emit('unread', n);
-  }
-
   #setState(state: ConnectionState, extra: Partial<StateChange>): void {
     const previous = this.#state;
     this.#state = state;
     this.emit('state', { attempt: this.#attempt, ...extra, state, previous });
   }
-}
-
-function closeQuietly(ws: WebSocketLike, code: number, reason: string): void {
-  try {
-    ws.close(code, reason);
-  } catch {
-    // Already closed, or closing.
-  }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** The `exp` claim of a JWT in epoch ms, or undefined when the token is not a readable JWT. */
-export function jwtExpiry(token: string): number | undefined {
-  const part = token.split('.')[1];
-  if (!part) return undefined;
-  try {
-    const b64 = part.replace(/-/g, '+').replace(/_/g, '/');
-    const claims = JSON.parse(atob(b64.padEnd(Math.ceil(b64.length / 4) * 4, '='))) as { exp?: unknown };
-    return typeof claims.exp === 'number' ? claims.exp * 1000 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A client message id: 16 random hex digits (crypto.getRandomValues works without a secure context). */
-export function newCid(): string {
-  const bytes = new Uint8Array(8);
-  const c = (globalThis as { crypto?: { getRandomValues(a: Uint8Array): Uint8Array } }).crypto;
-  if (c) c.getRandomValues(bytes);
-  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -48,6 +48,8 @@ export interface RoomHost {
   fire(frame: Frame): void;
   /** The room's membership changed: queued requests may go now. */
   roomReady(): void;
+  /** This user's read cursor in the room moved (here or on another connection): conversation counts follow it. */
+  readMoved(room: string, seq: number): void;
   /** The error requests fail with while the client is closed, if it is. */
   closedError(): RtError | undefined;
   newCid(): string;
@@ -143,6 +145,7 @@ export class Room extends Emitter<RoomEvents> {
   _read(seq: number): void {
     if (!(seq > this.#read)) return;
     this.#read = seq;
+    this.host.readMoved(this.name, seq);
     this.#emitUnread();
   }
 

@@ -10,7 +10,8 @@ import type { Config } from '../shared/config.ts';
 import { RtError } from '../shared/errors.ts';
 import { isUserId } from '../shared/protocol/constants.ts';
 import { frames } from '../shared/protocol/internal.ts';
-import { MAX_HISTORY_LIMIT, NotificationCreate, ROOM_PATTERN, RoomMessageCreate } from '../shared/protocol/schemas.ts';
+import { NotificationCreate, RoomMessageCreate } from '../shared/protocol/http-api.ts';
+import { MAX_HISTORY_LIMIT, ROOM_PATTERN } from '../shared/protocol/schemas.ts';
 import { Exchange, type Routes } from './http.ts';
 import { decodeComponent } from './values.ts';
 

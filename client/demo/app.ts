@@ -1,32 +1,27 @@
 /**
  * The demo chat: everything the system does, through the SDK only (no second client).
- * `?username=` (or the name prompt) logs in anonymously, `?token=` with a JWT; `?room=` opens a room.
+ * `?username=` (or the name prompt) logs in anonymously, `?token=` with a JWT; `?room=` opens a room
+ * (or a conversation: `dm:…`). Clicking someone under "Here now" opens the conversation with them
+ * (it is created by the first message); conversations.ts keeps the list of conversations.
  */
 import { RtClient, type Message, type Notification, type Room, type StateChange, type User } from '../index.ts';
 import { formatDateTime, formatTime, paintUser } from '../ui/format.ts';
 import { ROOM_PATTERN } from '../../shared/protocol/constants.ts';
-
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+import { ConversationList } from './conversations.ts';
+import { $, h, initial } from './dom.ts';
 const params = new URLSearchParams(location.search);
 const NAME_KEY = 'rt.demo.name';
 const ROOMS_KEY = 'rt.demo.rooms';
 const DEFAULT_ROOMS = ['lobby', 'random'];
 const ROOM_NAME = new RegExp(ROOM_PATTERN);
 
-/** Creates an element; text children only (never HTML from the network). */
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: { class?: string; text?: string; title?: string } = {}, ...children: Node[]) {
-  const el = document.createElement(tag);
-  if (props.class) el.className = props.class;
-  if (props.text !== undefined) el.textContent = props.text;
-  if (props.title) el.title = props.title;
-  el.append(...children);
-  return el;
-}
-
 // ---- the chat ----
 
 interface RoomView {
-  room: Room;
+  /** Undefined for a conversation not started yet (its room is named by the server on the first message). */
+  room: Room | undefined;
+  /** The other user, in a conversation (`dm:…` room, or one not started yet). */
+  peer?: User;
   list: HTMLOListElement;
   unseen: number;
   /** Messages this user sent, shown before the server confirms them, by cid. */
@@ -40,8 +35,14 @@ class ChatView {
   private countdown: ReturnType<typeof setInterval> | undefined;
   private notifications: Notification[] = [];
   private notificationsLoaded = false;
+  private readonly conversations: ConversationList;
 
   constructor(private readonly client: RtClient) {
+    this.conversations = new ConversationList(
+      client,
+      (room, peer) => this.showConversation(room, peer),
+      (room, peer) => this.learnedPeer(room, peer),
+    );
     client.on('state', (s) => this.showState(s));
     client.on('welcome', (w) => {
       $('me').textContent = w.user.name;
@@ -59,11 +60,13 @@ class ChatView {
     });
     this.wire();
     const saved = JSON.parse(localStorage.getItem(ROOMS_KEY) ?? 'null') as string[] | null;
-    const rooms = (Array.isArray(saved) && saved.length ? saved : DEFAULT_ROOMS).filter((r) => ROOM_NAME.test(r));
+    const rooms = (Array.isArray(saved) && saved.length ? saved : DEFAULT_ROOMS).filter((r) => ROOM_NAME.test(r) && !isConversation(r));
+    if (rooms.length === 0) rooms.push(...DEFAULT_ROOMS);
     const wanted = params.get('room');
-    if (wanted && ROOM_NAME.test(wanted) && !rooms.includes(wanted)) rooms.push(wanted);
+    const valid = wanted !== null && ROOM_NAME.test(wanted);
+    if (valid && !isConversation(wanted) && !rooms.includes(wanted)) rooms.push(wanted);
     for (const r of rooms) this.open(r, false);
-    this.show(wanted && ROOM_NAME.test(wanted) ? wanted : rooms[0]!);
+    this.show(valid ? wanted : rooms[0]!);
   }
 
   private wire(): void {
@@ -75,8 +78,8 @@ class ChatView {
       text.value = '';
       this.send(this.current, content);
     });
-    text.addEventListener('input', () => this.current?.room.typing(text.value.trim().length > 0));
-    text.addEventListener('blur', () => this.current?.room.typing(false));
+    text.addEventListener('input', () => this.current?.room?.typing(text.value.trim().length > 0));
+    text.addEventListener('blur', () => this.current?.room?.typing(false));
 
     $('join-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -122,17 +125,22 @@ class ChatView {
   // ---- rooms ----
 
   /** Joins a room (once) and wires its events into its own message list. */
-  private open(name: string, remember: boolean): RoomView {
+  private open(name: string, remember: boolean, known?: User): RoomView {
     const existing = this.views.get(name);
     if (existing) return existing;
     const room = this.client.room(name);
-    const view: RoomView = { room, list: h('ol', { class: 'message-list' }), unseen: 0, pending: new Map(), lastSeq: 0 };
+    const peer = isConversation(name) ? (known ?? this.conversations.peerOf(name)) : undefined;
+    const view: RoomView = { room, ...(peer ? { peer } : {}), list: h('ol', { class: 'message-list' }), unseen: 0, pending: new Map(), lastSeq: 0 };
     this.views.set(name, view);
     if (remember) this.saveRooms();
 
     room.on('message', (m) => {
       this.addMessage(view, m);
-      if (view !== this.current) {
+      if (isConversation(name)) {
+        // A conversation counts unread on the server (the list's badge): what is on screen is read.
+        if (view.peer) this.conversations.shown(name, view.peer, m.content);
+        if (view === this.current) this.markShown(view);
+      } else if (view !== this.current) {
         view.unseen++;
         this.renderRooms();
       }
@@ -147,11 +155,12 @@ class ChatView {
     room.join({ timeoutMs: Infinity }).then(
       (joined) => {
         const earlier = joined.history.map((m) => this.messageItem(m.user, m.content, formatTime(m.ts), m.user.id === this.client.user?.id ? 'mine' : ''));
-        if (earlier.length === 0) earlier.push(h('li', { class: 'note', text: `This is the start of #${name}.` }));
+        if (earlier.length === 0) earlier.push(h('li', { class: 'note', text: `This is the start of ${this.label(view, name)}.` }));
         view.list.prepend(...earlier);
         if (view === this.current) {
           this.renderMembers();
           this.scrollToEnd(true);
+          if (isConversation(name)) this.markShown(view);
         }
       },
       (err: Error) => this.addNote(view, `Could not join #${name}: ${err.message}`),
@@ -161,15 +170,15 @@ class ChatView {
   }
 
   private show(name: string): void {
-    const view = this.views.get(name) ?? this.open(name, true);
+    const view = this.views.get(name) ?? this.open(name, !isConversation(name));
     this.current = view;
     view.unseen = 0;
     const url = new URL(location.href);
-    url.searchParams.set('room', name);
+    if (view.room) url.searchParams.set('room', name);
     history.replaceState(null, '', url);
-    document.title = `#${name} · rt chat`;
-    $('room-title').textContent = `#${name}`;
-    $<HTMLInputElement>('text').placeholder = `Message #${name}`;
+    this.showTitle(view, name);
+    this.conversations.setActive(isConversation(name) ? name : undefined);
+    if (view.room?.joined && isConversation(name)) this.markShown(view);
     $('messages').replaceChildren(view.list);
     document.body.classList.remove('drawer-open');
     $('menu').setAttribute('aria-expanded', 'false');
@@ -181,26 +190,79 @@ class ChatView {
 
   private leave(name: string): void {
     const view = this.views.get(name);
-    if (!view || this.views.size === 1) return;
+    if (!view?.room || this.roomNames().length === 1) return;
     view.room.leave().catch(() => {});
     this.views.delete(name);
     this.saveRooms();
-    if (this.current === view) this.show(this.views.keys().next().value!);
+    if (this.current === view) this.show(this.roomNames()[0]!);
     else this.renderRooms();
   }
 
   private saveRooms(): void {
-    localStorage.setItem(ROOMS_KEY, JSON.stringify([...this.views.keys()]));
+    localStorage.setItem(ROOMS_KEY, JSON.stringify(this.roomNames()));
+  }
+
+  /** The rooms of the "Rooms" list: not conversations, which have their own. */
+  private roomNames(): string[] {
+    return [...this.views.entries()].filter(([, v]) => !v.peer && v.room && !isConversation(v.room.name)).map(([name]) => name);
+  }
+
+  // ---- conversations ----
+
+  /** `#lobby`, or `@Bob` in a conversation. */
+  private label(view: RoomView, name: string): string {
+    return view.peer ? `@${view.peer.name}` : isConversation(name) ? '@…' : `#${name}`;
+  }
+
+  private showTitle(view: RoomView, name: string): void {
+    const label = this.label(view, name);
+    document.title = `${label} · rt chat`;
+    $('room-title').textContent = label;
+    $<HTMLInputElement>('text').placeholder = `Message ${view.peer ? view.peer.name : label}`;
+  }
+
+  /** Opens the conversation with `peer`, or one to be started by the first message. */
+  private message(peer: User): void {
+    const room = this.conversations.roomWith(peer.id);
+    if (room) return this.showConversation(room, peer);
+    const key = `draft:${peer.id}`;
+    if (!this.views.has(key)) {
+      const list = h('ol', { class: 'message-list' }, h('li', { class: 'note', text: `This is the start of your conversation with ${peer.name}.` }));
+      this.views.set(key, { room: undefined, peer, list, unseen: 0, pending: new Map(), lastSeq: 0 });
+    }
+    this.show(key);
+  }
+
+  private showConversation(room: string, peer: User): void {
+    this.open(room, false, peer);
+    this.learnedPeer(room, peer);
+    this.show(room);
+  }
+
+  /** The other user of a conversation became known (a conversation opened from `?room=` shows `@…` until then). */
+  private learnedPeer(room: string, peer: User): void {
+    const view = this.views.get(room);
+    if (!view || view.peer) return;
+    view.peer = peer;
+    if (view === this.current) this.showTitle(view, room);
+  }
+
+  /** The conversation on screen is read: its badge clears here and on the user's other tabs and devices. */
+  private markShown(view: RoomView): void {
+    view.room?.markShown().catch(() => {
+      // Offline: the badge stays until the conversation is shown again.
+    });
   }
 
   private renderRooms(): void {
-    const items = [...this.views.entries()].map(([name, view]) => {
+    const rooms = new Set(this.roomNames());
+    const items = [...this.views.entries()].filter(([name]) => rooms.has(name)).map(([name, view]) => {
       const button = h('button', { class: 'room-link', text: `#${name}` });
       button.type = 'button';
       button.addEventListener('click', () => this.show(name));
       const li = h('li', { class: view === this.current ? 'active' : '' }, button);
       if (view.unseen > 0) li.append(h('span', { class: 'count pill', text: String(view.unseen) }));
-      if (this.views.size > 1) {
+      if (rooms.size > 1) {
         const leave = h('button', { class: 'leave', text: '×', title: `Leave #${name}` });
         leave.type = 'button';
         leave.setAttribute('aria-label', `Leave #${name}`);
@@ -213,17 +275,29 @@ class ChatView {
   }
 
   private renderMembers(): void {
-    const members = [...(this.current?.room.members ?? [])].sort((a, b) => a.name.localeCompare(b.name));
+    const members = [...(this.current?.room?.members ?? [])].sort((a, b) => a.name.localeCompare(b.name));
     const me = this.client.user?.id;
     $('member-count').textContent = members.length ? String(members.length) : '';
     $('members').replaceChildren(
-      ...members.map((u) => paintUser(h('li', {}, h('span', { class: 'avatar', text: initial(u) }), h('span', { text: u.id === me ? `${u.name} (you)` : u.name })), u.id)),
+      ...members.map((u) => {
+        const li = paintUser(h('li', {}, h('span', { class: 'avatar', text: initial(u) }), h('span', { text: u.id === me ? `${u.name} (you)` : u.name })), u.id);
+        if (u.id !== me) {
+          // The whole row is the target (a phone's finger), a button for the keyboard and screen readers.
+          li.classList.add('person');
+          li.title = `Message ${u.name}`;
+          li.tabIndex = 0;
+          li.setAttribute('role', 'button');
+          li.addEventListener('click', () => this.message(u));
+          li.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && (e.preventDefault(), this.message(u)));
+        }
+        return li;
+      }),
     );
   }
 
   private renderTyping(): void {
     const me = this.client.user?.id;
-    const names = (this.current?.room.typingUsers ?? []).filter((u) => u.id !== me).map((u) => u.name);
+    const names = (this.current?.room?.typingUsers ?? []).filter((u) => u.id !== me).map((u) => u.name);
     $('typing').textContent =
       names.length === 0
         ? ''
@@ -242,9 +316,15 @@ class ChatView {
     this.scrollToEnd(true);
     const cid = crypto.getRandomValues(new Uint32Array(2)).join('-');
     view.pending.set(cid, pending);
-    view.room.publish(content, { cid, timeoutMs: 30_000 }).then(
-      () => {
-        // The message event (which may come before this) replaces the pending item.
+    const sent = view.peer ? this.client.direct(view.peer.id, content, { cid, timeoutMs: 30_000 }) : view.room!.publish(content, { cid, timeoutMs: 30_000 });
+    sent.then(
+      (r) => {
+        // The message event (which may come before this) replaces the pending item. A conversation
+        // started by this message now has its room: show it (its history has the message).
+        if (!view.room && view.peer && 'conversation' in r) {
+          this.views.delete(`draft:${view.peer.id}`);
+          this.showConversation(r.room, view.peer);
+        }
       },
       (err: Error) => {
         view.pending.delete(cid);
@@ -377,8 +457,9 @@ class ChatView {
   }
 }
 
-function initial(u: User): string {
-  return (u.name.trim()[0] ?? '?').toUpperCase();
+/** A conversation's room: named by the server, joined by its two users only. */
+function isConversation(room: string): boolean {
+  return room.startsWith('dm:');
 }
 
 /** Only http(s) links from notifications (never `javascript:`). */

@@ -11,6 +11,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import addFormats from 'ajv-formats';
 import { COMPOSE_FILE, DEPLOY, ROOT, ajvErrors, arr, checkEntryPoint, durationMs, isObj, obj, readYaml, rel, str, words, type Json, type Obj, type Part } from './common.ts';
 import { checkComposeNats } from './nats.ts';
+import { checkComposeRedis } from './redis.ts';
 
 const require = createRequire(import.meta.url);
 // Compose
@@ -120,6 +121,5 @@ export function checkCompose(p: Part, doc: Obj, services: ComposeService[], dock
   if (!services.some((s) => s.role === 'gateway')) p.problems.push('compose: no gateway service');
   if (!services.some((s) => s.role === 'worker')) p.problems.push('compose: no worker service');
   checkComposeNats(p, services);
-  const redis = services.find((s) => s.name === 'redis');
-  if (!redis || !/--appendonly\s+yes/.test(words(redis.def.command).join(' '))) p.problems.push('compose service redis: persistence must be on (--appendonly yes)');
+  checkComposeRedis(p, services);
 }

@@ -15,6 +15,7 @@ import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 import { K8S, ROOT, ajvErrors, arr, checkEntryPoint, obj, readYaml, rel, run, str, which, words, type Json, type Obj, type Part } from './common.ts';
 import { checkK8sNats } from './nats.ts';
+import { checkK8sRedis } from './redis.ts';
 
 const require = createRequire(import.meta.url);
 // Kubernetes
@@ -273,7 +274,8 @@ function loadKustomization(dir: string, p: Part, ajv: Ajv, images: Obj[]): K8sOb
   return objects;
 }
 
-export async function checkKubernetes(p: Part): Promise<void> {
+/** `composeInitScript`: the compose Redis Cluster init's script, which the Job's must equal. */
+export async function checkKubernetes(p: Part, composeInitScript?: string): Promise<void> {
   const images: Obj[] = [];
   const objects = loadKustomization(K8S, p, new Ajv({ allErrors: true }), images);
   const namespace = str(obj(readYaml(join(K8S, 'kustomization.yaml'), p)[0]).namespace);
@@ -295,6 +297,11 @@ export async function checkKubernetes(p: Part): Promise<void> {
   checkK8sNats(
     p,
     objects.map((o) => o.doc),
+  );
+  checkK8sRedis(
+    p,
+    objects.map((o) => o.doc),
+    composeInitScript,
   );
 
   const kubectl = which('kubectl');

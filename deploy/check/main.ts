@@ -13,6 +13,7 @@ import { checkGrafana } from './grafana.ts';
 import { checkKubernetes } from './kubernetes.ts';
 import { checkNginx } from './nginx.ts';
 import { checkPrometheus } from './prometheus.ts';
+import { composeInitScript } from './redis.ts';
 
 const parts: Part[] = [];
 
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
   await part(`nginx: ${rel(NGINX_TEMPLATE)} as the compose nginx renders it`, (p) => checkNginx(p, compose.services));
   await part(`Prometheus: ${rel(PROMETHEUS_FILE)}`, (p) => checkPrometheus(p, compose.services));
   await part('Grafana: deploy/grafana', (p) => checkGrafana(p, compose.services));
-  await part(`Kubernetes: ${rel(K8S)}`, checkKubernetes);
+  await part(`Kubernetes: ${rel(K8S)}`, (p) => checkKubernetes(p, composeInitScript(compose.services)));
 
   const failed = parts.filter((p) => p.problems.length > 0);
   process.stdout.write(failed.length === 0 ? `check:deploy: all ${parts.length} parts are valid\n` : `check:deploy: ${failed.length} of ${parts.length} parts have problems\n`);

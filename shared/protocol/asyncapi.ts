@@ -1,6 +1,6 @@
 /**
  * The AsyncAPI 3.0.0 document of protocol v1, built from the TypeBox schemas the gateway validates
- * with (schemas.ts) and the code table (codes.ts): one source of truth. The gateway serves it at
+ * with (schemas.ts, http-api.ts) and the code table (codes.ts): one source of truth. The gateway serves it at
  * `/asyncapi.json`; `npm run docs:protocol` renders docs/protocol.md from it (markdown.ts); and
  * test/unit/asyncapi.test.ts checks it with @asyncapi/parser and against the routes and schemas
  * the server serves.
@@ -11,27 +11,20 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import { CLOSE_CODES, ERROR_CODES, type ErrorCode } from './codes.ts';
+import { HttpError, NotificationCreate, NotificationsCreated, RoomMessageCreate, RoomMessageCreated, RoomPresence, TicketCreated, UserConversations } from './http-api.ts';
 import {
   CloseCodeSchema,
   DEFAULT_HISTORY_LIMIT,
   ErrorCodeSchema,
   Events,
-  HttpError,
   MAX_HISTORY_LIMIT,
   MessageEvent,
   Notification,
-  NotificationCreate,
-  NotificationsCreated,
   PROTOCOL_VERSION,
   Replies,
   Requests,
-  RoomMessageCreate,
-  RoomMessageCreated,
-  RoomPresence,
   SUBPROTOCOL,
-  TicketCreated,
   User,
-  UserConversations,
 } from './schemas.ts';
 
 export type Direction = 'send' | 'receive';

@@ -6,7 +6,12 @@
  *   came out of order;
  * - every `recovery` the SDK reported, every time the connection went away and came back (how
  *   long it took, the close code, whether the session was resumed);
- * - every request (publish, join, history) until it settles, to find any that hangs.
+ * - every request (publish, direct, join, history) until it settles, to find any that hangs.
+ *
+ * Direct messages are counted like room messages: each client may have a partner, their
+ * conversation (a `dm:` room named by the server) is one of the client's rooms, joined like the
+ * others, and a "publish" there is a `direct` to the partner (same cid on every attempt). Both
+ * partners joined it, so the SDK hands each message over once, as the room's `message`.
  *
  * Each client connects from its own loopback address (127.x.y.z) so that nginx, which hashes the
  * client address, spreads the clients over the gateways as it would spread real users.
@@ -180,6 +185,8 @@ export class ChatClient {
   #closing = false;
   /** Publishes made so far: the next cid is `<username>.<n + 1>`. */
   #n = 0;
+  /** Conversation room → the partner's user id. */
+  readonly #partners = new Map<string, string>();
 
   constructor(opts: ChatClientOptions) {
     this.#opts = opts;
@@ -223,32 +230,37 @@ export class ChatClient {
         last.resumed = w.resumed;
       }
     });
-    for (const name of opts.rooms) {
-      const room = this.sdk.room(name);
-      this.rooms.set(name, room);
-      this.delivered.set(name, []);
-      room.on('message', (m) => {
-        const epoch = room.epoch ?? '';
-        const key = `${epoch}:${m.seq}`;
-        let seen = this.#seen.get(name);
-        if (!seen) this.#seen.set(name, (seen = new Set()));
-        if (seen.has(key)) {
-          this.duplicates.push({ room: name, epoch, seq: m.seq, phase: ctx.phase });
-          return;
-        }
-        seen.add(key);
-        const lastKey = `${name}\n${epoch}`;
-        const last = this.#last.get(lastKey) ?? 0;
-        if (m.seq <= last) this.outOfOrder.push({ room: name, epoch, seq: m.seq, after: last, phase: ctx.phase });
-        this.#last.set(lastKey, Math.max(last, m.seq));
-        this.delivered.get(name)!.push({ seq: m.seq, epoch, cid: m.cid, content: m.content });
-        if (m.cid !== undefined) this.#deliveredAt.set(`${name}\n${m.cid}`, ctx.now());
-      });
-      room.on('recovery', (r) => this.recoveries.push({ ...r, at: ctx.now(), phase: ctx.phase }));
-      room.on('presence', (e) => {
-        if (e.event === 'leave') this.leaves.push({ room: name, user: e.user.id, at: ctx.now(), phase: ctx.phase });
-      });
-    }
+    for (const name of opts.rooms) this.#watch(name);
+  }
+
+  /** Records what the application gets in room `name`. */
+  #watch(name: string): Room {
+    const ctx = this.#opts.ctx;
+    const room = this.sdk.room(name);
+    this.rooms.set(name, room);
+    this.delivered.set(name, []);
+    room.on('message', (m) => {
+      const epoch = room.epoch ?? '';
+      const key = `${epoch}:${m.seq}`;
+      let seen = this.#seen.get(name);
+      if (!seen) this.#seen.set(name, (seen = new Set()));
+      if (seen.has(key)) {
+        this.duplicates.push({ room: name, epoch, seq: m.seq, phase: ctx.phase });
+        return;
+      }
+      seen.add(key);
+      const lastKey = `${name}\n${epoch}`;
+      const last = this.#last.get(lastKey) ?? 0;
+      if (m.seq <= last) this.outOfOrder.push({ room: name, epoch, seq: m.seq, after: last, phase: ctx.phase });
+      this.#last.set(lastKey, Math.max(last, m.seq));
+      this.delivered.get(name)!.push({ seq: m.seq, epoch, cid: m.cid, content: m.content });
+      if (m.cid !== undefined) this.#deliveredAt.set(`${name}\n${m.cid}`, ctx.now());
+    });
+    room.on('recovery', (r) => this.recoveries.push({ ...r, at: ctx.now(), phase: ctx.phase }));
+    room.on('presence', (e) => {
+      if (e.event === 'leave') this.leaves.push({ room: name, user: e.user.id, at: ctx.now(), phase: ctx.phase });
+    });
+    return room;
   }
 
   /** Connects and joins its rooms; resolves once every room is joined. */
@@ -262,6 +274,19 @@ export class ChatClient {
         this.joinedAt.set(name, { seq: joined.seq, epoch: joined.epoch });
       }),
     );
+  }
+
+  /**
+   * Adds the conversation with `partner` (its room named by the server, learned by whichever of
+   * the two sent the first direct message) to this client's rooms: joined, and published to with
+   * `direct`. Before publishing starts.
+   */
+  async addConversation(room: string, partner: string): Promise<void> {
+    const { ctx } = this.#opts;
+    this.#partners.set(room, partner);
+    const r = this.#watch(room);
+    const joined = await ctx.requests.track(`join ${room}`, ctx.phase, r.join({ limit: 0 }));
+    this.joinedAt.set(room, { seq: joined.seq, epoch: joined.epoch });
   }
 
   /** Starts chatting: one publish at a time, a random pause between them. */
@@ -314,7 +339,10 @@ export class ChatClient {
     this.attempted.push({ room: name, cid, content });
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await ctx.requests.track(`publish ${cid}`, ctx.phase, room.publish(content, { cid }));
+        const partner = this.#partners.get(name);
+        const r = partner
+          ? await ctx.requests.track(`direct ${cid}`, ctx.phase, this.sdk.direct(partner, content, { cid }))
+          : await ctx.requests.track(`publish ${cid}`, ctx.phase, room.publish(content, { cid }));
         const ack: Ack = { room: name, seq: r.seq, epoch: room.epoch ?? '', cid, content, phase: ctx.phase, at: ctx.now(), attempts: attempt };
         this.acks.push(ack);
         return ack;

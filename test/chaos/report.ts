@@ -15,6 +15,9 @@
  * - a false leave: a presence `leave` for one of the run's users (none of them ever leaves a room)
  *   while it was connected, or away for less than the session grace period;
  * - a session not resumed: a reconnect within the grace period whose `welcome` says `resumed: false`;
+ * - direct messages: a conversation (`dm:` room) is one of its two participants' rooms, and a
+ *   `direct` to the partner is a publish there, so each of the above counts them too; `directs`
+ *   counts them apart (lost, duplicated, hung `direct` requests) so that a run shows they were there;
  * - the quiet room: its message, published during a fault, must reach the other member within
  *   `quietBoundMs` of its acknowledgement, with no later message to reveal it.
  */
@@ -124,6 +127,8 @@ export interface ChaosReport {
     falseLeaves: number;
     /** Clients the SDK stopped for good (`offline`). */
     clientsStopped: number;
+    /** Direct messages (conversation rooms), also counted in the totals above. */
+    directs: { conversations: number; sent: number; acknowledged: number; delivered: number; lost: number; duplicated: number; outOfOrder: number; hung: number };
   };
   reconnects: Percentiles & { resumed: number; notResumed: number; unfinished: number; byPhase: Record<string, Percentiles & { resumed: number; notResumed: number }> };
   rooms: { maxSeq: number; minSeq: number; historyTrimmed: number };
@@ -386,6 +391,16 @@ export function analyse(input: AnalyseInput): ChaosReport {
   if (unresumed.length > MAX_LISTED) violations.push(`… ${unresumed.length - MAX_LISTED} more sessions not resumed`);
 
   const seqs = [...audit.values()].map((a) => a.seq);
+  const directs = {
+    conversations: [...audit.keys()].filter(isConversation).length,
+    sent: clients.reduce((n, c) => n + c.attempted.filter((a) => isConversation(a.room)).length, 0),
+    acknowledged: acks.filter((a) => isConversation(a.room)).length,
+    delivered: clients.reduce((n, c) => n + [...c.delivered].filter(([room]) => isConversation(room)).reduce((k, [, list]) => k + list.length, 0), 0),
+    lost: lostMessages.filter((l) => isConversation(l.room)).length,
+    duplicated: duplicates.filter((d) => isConversation(d.room)).length,
+    outOfOrder: outOfOrder.filter((d) => isConversation(d.room)).length,
+    hung: hung.filter((h) => h.what.startsWith('direct ')).length,
+  };
   const totals = {
     publishes: clients.reduce((n, c) => n + c.attempted.length, 0),
     acknowledged: acks.length,
@@ -412,6 +427,7 @@ export function analyse(input: AnalyseInput): ChaosReport {
     presenceGhosts,
     falseLeaves: falseLeaves.size,
     clientsStopped: stopped.length,
+    directs,
   };
   if (epochChanges > 0) violations.push(`${epochChanges} room(s) changed epoch: history was lost`);
   if (excused > 0) violations.push(`${excused} deliveries missed after recovered: false (history no longer had them): with persistence this must not happen`);
@@ -439,6 +455,11 @@ export function analyse(input: AnalyseInput): ChaosReport {
     notes,
     passed: violations.length === 0,
   };
+}
+
+/** A conversation's room (direct messages): the server names them `dm:…`. */
+function isConversation(room: string): boolean {
+  return room.startsWith('dm:');
 }
 
 function percentiles(values: number[]): Percentiles {
@@ -486,6 +507,7 @@ export function renderMarkdown(r: ChaosReport): string {
   lines.push(`| presence: members missing / ghosts at the end | ${mark(t.presenceMissing)} / ${mark(t.presenceGhosts)} |`);
   lines.push(`| presence: users announced as leaving while connected | ${mark(t.falseLeaves)} |`);
   lines.push(`| sessions not resumed by a reconnect within the grace period | ${mark(r.reconnects.notResumed)} |`);
+  lines.push(`| direct messages lost / duplicated or out of order / hung (also counted above) | ${mark(t.directs.lost)} / ${mark(t.directs.duplicated + t.directs.outOfOrder)} / ${mark(t.directs.hung)} |`);
   lines.push(`| rooms whose history was lost (epoch changed) | ${mark(t.epochChanges)} |`);
   lines.push(`| clients stopped for good | ${mark(t.clientsStopped)} |`);
   lines.push('');
@@ -497,6 +519,7 @@ export function renderMarkdown(r: ChaosReport): string {
   const errs = Object.entries(t.serverErrors).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
   lines.push(`| error answers from the server (the SDK sends publishes again itself) | ${errs} |`);
   lines.push(`| stored although never acknowledged | ${t.storedUnacknowledged} |`);
+  lines.push(`| direct messages in ${t.directs.conversations} conversations: sent / acknowledged / delivered | ${t.directs.sent} / ${t.directs.acknowledged} / ${t.directs.delivered} |`);
   lines.push(`| delivered to applications / expected | ${t.delivered} / ${t.expectedDeliveries} |`);
   lines.push(`| SDK recovery events: recovered true / false | ${t.recoveredTrue} / ${t.recoveredFalse} |`);
   lines.push(`| reconnects: resumed / not resumed / unfinished | ${r.reconnects.resumed} / ${r.reconnects.notResumed} / ${r.reconnects.unfinished} |`);

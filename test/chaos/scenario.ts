@@ -1,7 +1,8 @@
 /**
  * The chaos scenario: the real local cluster (tools/cluster.ts: nats-server, redis-server with an
  * append-only file, gateways and workers as processes, nginx in front) with SDK clients chatting in
- * rooms, while faults hit it one after the other (faults.ts). At the end, after publishing stopped
+ * rooms and in direct conversations (client 2k with client 2k + 1), while faults hit it one after
+ * the other (faults.ts). At the end, after publishing stopped
  * and every client had time to catch up, the rooms' history is read back and report.ts checks that
  * no acknowledged message was lost, none was delivered twice or stored twice, and no request hung.
  *
@@ -187,6 +188,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     log(`chaos: ${clients.length} clients online and joined; per gateway: ${[...spread].map(([n, k]) => `${n} ${k}`).join(', ')}`);
     if (spread.size < Math.min(gateways, 2)) throw new Error(`nginx put every client on one gateway (${[...spread.keys()].join()}): the faults would not be meaningful`);
 
+    // Conversations: chatter 2k and 2k + 1 write to each other. The first direct message names the
+    // room (the server does); both join it, and from then on it is one of their rooms, counted like
+    // the others. Only a participant may read it back, so the first one is its reader at the end.
+    const readers = new Map<string, RtClient>();
+    for (let k = 0; k + 1 < chatters.length; k += 2) {
+      const [a, b] = [chatters[k]!, chatters[k + 1]!];
+      const first = await ctx.requests.track(`direct hello ${a.username}`, ctx.phase, a.sdk.direct(b.username, `hello from ${a.username}`));
+      await Promise.all([a.addConversation(first.room, b.username), b.addConversation(first.room, a.username)]);
+      readers.set(first.room, a.sdk);
+    }
+    log(`chaos: ${readers.size} conversations started`);
+
     const totalAcks = () => chatters.reduce((n, c) => n + c.acks.length, 0);
     let probe: { fault: string; from: ChatClient; to: ChatClient; publishedAt: number; ack: Promise<Ack | undefined> } | undefined;
     const env: FaultEnv = {
@@ -257,6 +270,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const finalSeq = new Map<string, number>();
     roomNames.push(quietRoom);
     for (const name of roomNames) finalSeq.set(name, (await auditor.room(name).join({ limit: 0 })).seq);
+    for (const [name, reader] of readers) finalSeq.set(name, (await ctx.requests.track(`history ${name}`, ctx.phase, reader.room(name).history({ limit: 1 }))).seq);
     let catchUpMs: number | undefined;
     try {
       await waitFor(() => clients.every((c) => c.online && [...c.rooms.keys()].every((r) => c.lastDelivered(r) >= finalSeq.get(r)!)) || undefined, {
@@ -271,6 +285,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     }
     const audit = new Map<string, AuditedRoom>();
     for (const name of roomNames) audit.set(name, await readRoom(auditor, name, ctx));
+    for (const [name, reader] of readers) audit.set(name, await readRoom(reader, name, ctx));
 
     ctx.requests.check();
     for (const q of quietProbes) if (q.cid) q.deliveredAt = q.to.deliveredAt(quietRoom, q.cid);
@@ -303,7 +318,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-/** A room's whole history, its position and its members, read through the SDK by a member. */
+/** A room's whole history, its position and its members, read through the SDK by a member (of a conversation: a participant). */
 async function readRoom(auditor: RtClient, name: string, ctx: RunContext): Promise<AuditedRoom> {
   const room = auditor.room(name);
   const bySeq = new Map<number, { cid: string | undefined; content: string }>();

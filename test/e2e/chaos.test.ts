@@ -1,8 +1,9 @@
 /**
  * The chaos suite at CI size (test/chaos/scenario.ts; `npm run chaos` is the full run): 40 SDK
- * clients chatting in 4 rooms through nginx, 2 gateways, 2 workers, a NATS cluster of 3 servers and
- * Redis with an append-only file, while a worker is killed, a gateway drained, the other killed, the
- * other worker killed, the NATS server most gateways are on killed, all of NATS restarted, every gateway restarted in turn, Redis stalled (SIGSTOP) and killed and
+ * clients chatting in 4 rooms and 20 direct conversations through nginx, 2 gateways, 2 workers, a
+ * NATS cluster of 3 servers and Redis with an append-only file, while a worker is killed, a gateway
+ * drained, the other killed, the other worker killed, the NATS server most gateways are on killed,
+ * all of NATS restarted, every gateway restarted in turn, Redis stalled (SIGSTOP) and killed and
  * restarted; then the chat goes on for a session grace period. One run, then one test per
  * invariant, checked from what the clients got and what history holds. `CHAOS_SEED=<seed>` replays a run's choices.
  */
@@ -90,6 +91,14 @@ describe('chaos: SDK clients through every fault', () => {
     const presence = report.violations.filter((v) => v.startsWith('presence') || v.startsWith('session'));
     expect(presence).toEqual([]);
     expect([report.totals.presenceMissing, report.totals.presenceGhosts, report.totals.falseLeaves, report.reconnects.notResumed]).toEqual([0, 0, 0, 0]);
+  });
+
+  it('sends direct messages through every fault too: none lost, duplicated or hung', () => {
+    const d = report.totals.directs;
+    expect(d.conversations).toBe(20);
+    expect(d.acknowledged).toBeGreaterThan(0);
+    expect(report.lostMessages.filter((l) => l.room.startsWith('dm:'))).toEqual([]);
+    expect([d.lost, d.duplicated, d.outOfOrder, d.hung]).toEqual([0, 0, 0, 0]);
   });
 
   it('delivers a message acknowledged during each fault to a quiet room by itself', () => {

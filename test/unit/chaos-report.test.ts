@@ -78,6 +78,7 @@ describe('chaos report', () => {
     expect(r.totals).toMatchObject({ acknowledged: 3, delivered: 6, expectedDeliveries: 6, lost: 0, duplicated: 0, storedTwice: 0, hung: 0 });
     expect(r.reconnects).toMatchObject({ count: 2, p50: 300, resumed: 2 });
     expect(renderMarkdown(r)).toContain('| acknowledged messages lost | **0** ✓');
+    expect(r.totals.directs).toEqual({ conversations: 0, sent: 0, acknowledged: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, hung: 0 });
   });
 
   it('finds a message a member never got, one missing from history, a repeat, a cid stored twice, a hung request and missing presence', () => {
@@ -101,6 +102,40 @@ describe('chaos report', () => {
     ]);
     expect(r.violations.join('\n')).toMatch(/stored twice: room r cid b\.1 at seqs 2, 3/);
     expect(renderMarkdown(r)).toContain('| acknowledged messages lost | **2** ✗');
+  });
+
+  it('counts direct messages like room messages, and apart: one a partner never got, a repeat, a hung direct', () => {
+    const dm = 'dm:ann-bob';
+    const direct = (seq: number, cid: string): Ack => ({ ...ack(seq, cid), room: dm });
+    const inDm = (list: Delivery[], more: Partial<Recorded> = {}): Partial<Recorded> => ({ joinedAt: new Map([['r', { seq: 0, epoch: 'e' }], [dm, { seq: 1, epoch: 'e' }]]), delivered: new Map([['r', []], [dm, list]]), ...more });
+    const ann = client('ann', [direct(2, 'a.1'), direct(3, 'a.2')], [], inDm(got([2, 'a.1'], [3, 'a.2'])));
+    // Bob never got seq 3, and got seq 2 twice.
+    const bob = client('bob', [], [], inDm(got([2, 'a.1']), { duplicates: [{ room: dm, epoch: 'e', seq: 2, phase: 'kill-gateway' }] }));
+    const r = analyse({
+      seed: 7,
+      startedAt: new Date(0),
+      durationMs: 60_000,
+      setup,
+      faults: [],
+      clients: [ann, bob],
+      audit: new Map([
+        ['r', room([])],
+        [dm, { ...room([[1, 'hello'], [2, 'a.1'], [3, 'a.2']]), room: dm }],
+      ]),
+      requests: { started: 10, hung: [{ what: 'direct a.3', phase: 'stall-redis', startedAt: 1 }] },
+      catchUpMs: 5,
+      quiet: [],
+      quietBoundMs: 10_000,
+      sessionGraceMs: 30_000,
+      unexpectedExits: [],
+      notes: [],
+    });
+    expect(r.passed).toBe(false);
+    expect(r.totals.directs).toEqual({ conversations: 1, sent: 2, acknowledged: 2, delivered: 3, lost: 1, duplicated: 1, outOfOrder: 0, hung: 1 });
+    // Counted with the room messages too.
+    expect(r.totals).toMatchObject({ lost: 1, lostDeliveries: 1, duplicated: 1, hung: 1 });
+    expect(r.lostMessages.map((l) => [l.room, l.seq, l.missedBy])).toEqual([[dm, 3, ['bob']]]);
+    expect(renderMarkdown(r)).toContain('| direct messages lost / duplicated or out of order / hung (also counted above) | **1** ✗ / **1** ✗ / **1** ✗ |');
   });
 
   it('finds a user announced as leaving while connected, and a session a quick reconnect did not resume', () => {

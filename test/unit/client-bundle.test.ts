@@ -6,7 +6,7 @@
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 
-const ALLOWED_INPUTS = /^(client\/(ui\/)?[a-z-]+\.ts|shared\/protocol\/(codes|constants)\.ts)$/;
+const ALLOWED_INPUTS = /^(client\/((ui|demo)\/)?[a-z-]+\.ts|shared\/protocol\/(codes|constants)\.ts)$/;
 
 describe('SDK bundle', () => {
   it.each([
