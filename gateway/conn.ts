@@ -26,6 +26,7 @@ import type { Fanout } from './fanout.ts';
 import { ConnectionLimiter } from './limits.ts';
 import type { RoomStream, StreamMember } from './room-stream.ts';
 import type { GatewayStats } from './stats.ts';
+import { InFlightWindow } from './window.ts';
 import { unavailableMessage, type Upstream } from './upstream.ts';
 
 const decoder = new TextDecoder();
@@ -116,33 +117,10 @@ export interface ConnectionsDeps {
   requestDuration: Histogram<'type'>;
 }
 
-/** Bounds of the retry hint of an `overloaded` answer (ms). */
-const MIN_RETRY_AFTER_MS = 5;
-const MAX_RETRY_AFTER_MS = 2000;
-/**
- * The gateway's window follows the answers: at most what the workers answer in this long (by
- * Little's law, requests admitted beyond that only wait in a queue, in NATS or a worker, and are
- * answered that much later). Between MIN_WINDOW and MAX_IN_FLIGHT_PER_GATEWAY.
- */
-const TARGET_ANSWER_MS = 250;
-const MIN_WINDOW = 64;
-const WINDOW_PERIOD_MS = 250;
-
 export class Connections {
   readonly all = new Set<Conn>();
   /** Clients' requests forwarded to workers and not answered yet (MAX_IN_FLIGHT_PER_GATEWAY). */
-  private inFlight = 0;
-  /**
-   * Moving average of the time workers take to answer (ms). By Little's law it is about how long a
-   * full window takes to turn over, so it is the retry hint: sooner and the retries would be
-   * refused again, later and the window would sit idle.
-   */
-  private answerMs = MIN_RETRY_AFTER_MS;
-  /** The gateway's window now (see TARGET_ANSWER_MS), and the answers counted to set it. */
-  private window = Infinity;
-  private answeredInPeriod = 0;
-  private periodStart = 0;
-  private answerRate = 0;
+  private readonly window: InFlightWindow;
   private readonly replies = new Map<Conn, (Uint8Array | string)[]>();
   private repliesScheduled = false;
   private readonly cfg: Config;
@@ -153,6 +131,7 @@ export class Connections {
 
   constructor(private readonly d: ConnectionsDeps) {
     this.cfg = d.cfg;
+    this.window = new InFlightWindow(d.cfg.maxInFlightPerGateway);
     this.fanout = d.fanout;
     this.upstream = d.upstream;
     this.stats = d.stats;
@@ -340,15 +319,10 @@ export class Connections {
    */
   private forward(conn: Conn, id: string | number | undefined, text: string, type = 'other', hedged = false): void {
     const perConn = this.cfg.maxInFlightPerConnection;
-    const perGateway = this.cfg.maxInFlightPerGateway;
     if (perConn > 0 && conn.inFlight >= perConn) return this.refuse(conn, id, 'connection');
     const started = performance.now();
-    if (perGateway > 0) {
-      if (started - this.periodStart >= WINDOW_PERIOD_MS) this.resize(started, perGateway);
-      if (this.inFlight >= this.window) return this.refuse(conn, id, 'gateway');
-    }
+    if (!this.window.admit(started)) return this.refuse(conn, id, 'gateway');
     conn.inFlight++;
-    this.inFlight++;
     const timer = this.d.requestDuration.startTimer({ type });
     (hedged ? this.upstream.hedged(conn.header, text) : this.upstream.request(conn.header, text)).then(
       (answer) => {
@@ -363,31 +337,17 @@ export class Connections {
     ).catch((err: unknown) => this.boundary.failed('reply', err, conn.id));
   }
 
-  /** Sets the gateway's window from the answer rate of the last periods (smoothed). */
-  private resize(now: number, max: number): void {
-    const elapsed = now - this.periodStart;
-    const rate = this.periodStart === 0 ? 0 : this.answeredInPeriod / elapsed;
-    this.answerRate = this.periodStart === 0 ? rate : this.answerRate * 0.5 + rate * 0.5;
-    this.answeredInPeriod = 0;
-    this.periodStart = now;
-    // Before any answer (start-up) the configured window holds.
-    this.window = this.answerRate === 0 && this.inFlight === 0 ? max : Math.min(max, Math.max(MIN_WINDOW, Math.round(this.answerRate * TARGET_ANSWER_MS)));
-  }
-
   private answered(conn: Conn, timer: () => void, started: number): void {
     conn.inFlight--;
-    this.inFlight--;
-    this.answeredInPeriod++;
     timer();
     const ms = performance.now() - started;
     this.stats.latency(ms);
-    this.answerMs += (ms - this.answerMs) / 64;
+    this.window.answered(ms);
   }
 
   private refuse(conn: Conn, id: string | number | undefined, window: 'connection' | 'gateway' | 'worker'): void {
     this.stats.overloaded.add(window);
-    const retryAfterMs = Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, Math.round(this.answerMs)));
-    const frame = overloadedFrame(id, retryAfterMs, `too many requests in flight (${window}); retry after retryAfterMs`);
+    const frame = overloadedFrame(id, this.window.retryAfterMs, `too many requests in flight (${window}); retry after retryAfterMs`);
     // From the message callback: a direct send; from a bus answer: with the other answers of the turn.
     if (window === 'worker') this.reply(conn, frame);
     else conn.send(frame);
