@@ -18,19 +18,6 @@ export class RtError extends Error {
   }
 }
 
-/**
- * The server is at an in-flight limit and did not start the request: safe to send again after
- * `retryAfterMs` (a publish with the same cid).
- */
-export class OverloadedError extends RtError {
-  constructor(
-    readonly retryAfterMs: number,
-    message = 'server busy; retry after retryAfterMs',
-  ) {
-    super('overloaded', message);
-  }
-}
-
 /** Maps any thrown value to a code and a message safe to show a client. */
 export function toClientError(err: unknown): { code: ErrorCode; message: string } {
   if (err instanceof RtError) return { code: err.code, message: err.message };
