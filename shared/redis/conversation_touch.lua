@@ -36,12 +36,5 @@ local order = 1
 if top[2] then order = tonumber(top[2]) + 1 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({with = {id = ARGV[2], name = name}, seq = seq, epoch = ARGV[6], last = ARGV[7]}))
 redis.call('ZADD', KEYS[2], order, ARGV[1])
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
-if over > 0 then
-  local old = redis.call('ZRANGE', KEYS[2], 0, over - 1)
-  redis.call('HDEL', KEYS[1], unpack(old))
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[9])
-redis.call('PEXPIRE', KEYS[2], ARGV[9])
+cap_index(KEYS[1], KEYS[2], tonumber(ARGV[8]), ARGV[9])
 return 1

@@ -14,3 +14,16 @@ local function extend(key, ms)
   local left = redis.call('PTTL', key)
   if left == -1 or (left >= 0 and left < ms) then redis.call('PEXPIRE', key, ms) end
 end
+
+-- An index kept as a hash (member -> value) and a sorted set (member by order) of at most `max`
+-- members: the lowest-scored ones past it are dropped from both; both live `ttl_ms` from now.
+local function cap_index(hash, zset, max, ttl_ms)
+  local over = redis.call('ZCARD', zset) - max
+  if over > 0 then
+    local old = redis.call('ZRANGE', zset, 0, over - 1)
+    redis.call('HDEL', hash, unpack(old))
+    redis.call('ZREMRANGEBYRANK', zset, 0, over - 1)
+  end
+  redis.call('PEXPIRE', hash, ttl_ms)
+  redis.call('PEXPIRE', zset, ttl_ms)
+end

@@ -23,12 +23,5 @@ elseif seq <= 0 then
 end
 redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', seq) .. '|' .. ARGV[3])
 redis.call('ZADD', KEYS[2], now_ms(), ARGV[1])
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
-if over > 0 then
-  local old = redis.call('ZRANGE', KEYS[2], 0, over - 1)
-  redis.call('HDEL', KEYS[1], unpack(old))
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
+cap_index(KEYS[1], KEYS[2], tonumber(ARGV[4]), ARGV[5])
 return {seq, 1}
