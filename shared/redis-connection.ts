@@ -84,13 +84,11 @@ export class RedisConnection {
             // (while it learns the slots) which `call` bounds by commandTimeoutMs. A MOVED after a
             // failover or a resharding refreshes the slot map; CLUSTERDOWN and TRYAGAIN are
             // retried briefly, then answered `unavailable`.
-            redisOptions: { ...nodeOptions, enableAutoPipelining: false },
+            redisOptions: nodeOptions,
             enableOfflineQueue: true,
-            // Not on a Cluster: ioredis groups auto-pipelined commands by the slot of their first
-            // argument, which for a script defined with defineCommand is its number of keys, not
-            // a key; the batch then spans slots and is refused. Commands still share each node's
-            // socket without waiting for each other's replies.
-            enableAutoPipelining: false,
+            // Commands of one tick go out as one pipeline per node set, grouped by the slot of
+            // their first argument: a key, since each script is defined with its key count.
+            enableAutoPipelining: true,
             maxRedirections: 16,
             retryDelayOnFailover: 100,
             retryDelayOnClusterDown: 100,
@@ -104,14 +102,36 @@ export class RedisConnection {
     // Failures reach callers as rejected commands; without a listener ioredis prints every
     // connection error of the reconnect loop to the console.
     this.redis.on('error', () => {});
-    for (const name of SCRIPTS) this.redis.defineCommand(`rt_${name}`, { lua: scriptSource(name) });
+    for (const name of SCRIPTS) {
+      const lua = scriptSource(name);
+      const most = Math.max(0, ...[...lua.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1])));
+      for (let n = 1; n <= most; n++) {
+        this.redis.defineCommand(`rt_${name}_${n}`, { lua, numberOfKeys: n });
+        this.defined.add(`rt_${name}_${n}`);
+      }
+    }
   }
+
+  /**
+   * The ioredis command that runs script `name` with `numberOfKeys` keys. Each script is defined
+   * once per key count it can take (1 up to the highest `KEYS[n]` it names), at construction: the
+   * key count is then part of the definition rather than the first argument of each call, so the
+   * cluster client's auto-pipelining groups a call by the slot of its first key (with the count
+   * first it grouped by a number, and a batch could span nodes). Defining them all up front
+   * matters too: an auto-pipeline already open in this tick would not have a command defined later.
+   */
+  private command(name: string, numberOfKeys: number): string {
+    const id = `rt_${name}_${numberOfKeys}`;
+    if (!this.defined.has(id)) throw new Error(`no script ${name} with ${numberOfKeys} keys in shared/redis/`);
+    return id;
+  }
+
+  private readonly defined = new Set<string>();
 
   /** Runs script `name` (`shared/redis/<name>.lua`) on `keys` with `args`. */
   run<T>(name: string, keys: string[], args: Arg[]): Promise<T> {
-    const command = (this.redis as unknown as Record<string, (...a: Arg[]) => Promise<T>>)[`rt_${name}`];
-    if (!command) throw new Error(`no script ${name} in shared/redis/`);
-    return this.call(command.call(this.redis, keys.length, ...keys, ...args));
+    const command = (this.redis as unknown as Record<string, (...a: Arg[]) => Promise<T>>)[this.command(name, keys.length)]!;
+    return this.call(command.call(this.redis, ...keys, ...args));
   }
 
   /**
@@ -141,8 +161,9 @@ export class RedisConnection {
   }
 
   private async scriptAndWait<T>(name: string, keys: string[], args: Arg[]): Promise<[[Error | null, T], [Error | null, number]]> {
+    const id = this.command(name, keys.length);
     const p = this.redis.pipeline() as unknown as Record<string, (...a: Arg[]) => unknown> & { exec(): Promise<[Error | null, unknown][] | null> };
-    p[`rt_${name}`]!(keys.length, ...keys, ...args);
+    p[id]!(...keys, ...args);
     p.wait!(this.waitReplicas, this.waitTimeoutMs);
     return (await this.call(p.exec())) as [[Error | null, T], [Error | null, number]];
   }
@@ -161,8 +182,9 @@ export class RedisConnection {
       if (down) throw (down as PromiseRejectedResult).reason;
       return settled.map((r) => (r.status === 'fulfilled' ? [null, r.value] : [r.reason as Error, null]));
     }
+    const ids = calls.map(({ keys }) => this.command(name, keys.length));
     const p = this.redis.pipeline() as unknown as Record<string, (...a: Arg[]) => unknown> & { exec(): Promise<[Error | null, unknown][] | null> };
-    for (const { keys, args } of calls) p[`rt_${name}`]!(keys.length, ...keys, ...args);
+    calls.forEach(({ keys, args }, i) => p[ids[i]!]!(...keys, ...args));
     this.counters.pipelines += 1;
     const replies = await this.call(p.exec());
     if (!replies || replies.length !== calls.length) throw new Error(`redis: a pipeline of ${name} answered ${replies?.length ?? 'nothing'}`);
