@@ -91,3 +91,12 @@ export function checkEntryPoint(words: string[], where: string, p: Part): string
 export function words(v: Json | undefined): string[] {
   return Array.isArray(v) ? v.map((x) => String(x)) : typeof v === 'string' ? v.split(/\s+/) : [];
 }
+
+/** The value of `--flag value` or `--flag=value` in a command line. */
+export function flag(args: string[], name: string): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === name) return args[i + 1];
+    if (args[i]!.startsWith(`${name}=`)) return args[i]!.slice(name.length + 1);
+  }
+  return undefined;
+}

@@ -4,19 +4,10 @@
  * a gateway or worker whose server dies has another to reconnect to. A route or a URL naming a
  * server that does not exist, or one left out, is the kind of slip that only shows in a failover.
  */
-import { arr, obj, str, words, type Obj, type Part } from './common.ts';
+import { arr, flag, obj, str, words, type Obj, type Part } from './common.ts';
 import type { ComposeService } from './compose.ts';
 
 const MIN_SERVERS = 3;
-
-/** The value of `--flag value` or `--flag=value` in a command line. */
-function flag(args: string[], name: string): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === name) return args[i + 1];
-    if (args[i]!.startsWith(`${name}=`)) return args[i]!.slice(name.length + 1);
-  }
-  return undefined;
-}
 
 /** Host names of a comma-separated list of nats:// URLs. */
 function hosts(list: string | undefined): string[] {

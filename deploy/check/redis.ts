@@ -10,20 +10,11 @@
  * nothing in Redis, bin/server.ts), and any gateway that is given Redis settings must agree. In
  * Kubernetes every rt container, since gateways and workers read the same ConfigMap.
  */
-import { arr, obj, str, words, type Json, type Obj, type Part } from './common.ts';
+import { arr, flag, obj, str, words, type Json, type Obj, type Part } from './common.ts';
 import type { ComposeService } from './compose.ts';
 
 const MIN_PRIMARIES = 3;
 const REDIS_PORT = 6379;
-
-/** The value of `--flag value` or `--flag=value` in a command line. */
-function flag(args: string[], name: string): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === name) return args[i + 1];
-    if (args[i]!.startsWith(`${name}=`)) return args[i]!.slice(name.length + 1);
-  }
-  return undefined;
-}
 
 /** `host:port` entries of a comma-separated list. */
 function entries(list: string | undefined): string[] {
