@@ -15,6 +15,7 @@ import type { StoreOptions, Stores } from '../../shared/stores.ts';
 import { memoryStores, type MemoryStores } from '../../shared/stores-memory.ts';
 import { redisStores, type RedisStores } from '../../shared/stores-redis.ts';
 import { startRedis, startRedisCluster, type Service } from '../harness/servers.ts';
+import { elapse } from '../harness/wait.ts';
 
 export interface Contract {
   /** Fresh stores. */
@@ -41,7 +42,29 @@ interface Backend {
   setup(): Promise<Omit<Contract, 'until'> & { teardown(): Promise<void> }>;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/**
+ * The Redis backends' side of the contract, on one server or a cluster: every bundle with a key
+ * prefix of its own (a twin shares one), time passing by waiting, and the residue read with `keys`.
+ */
+function onRedis(target: Parameters<typeof redisStores>[0], keys: (pattern: string) => Promise<string[]>): Omit<Contract, 'until'> {
+  const prefixes = new WeakMap<Stores, string>();
+  const make = (opts: Partial<StoreOptions> | undefined, keyPrefix = `t${randomId(6)}:`) => {
+    const s = redisStores(target, { ...opts, keyPrefix });
+    prefixes.set(s, keyPrefix);
+    return s;
+  };
+  return {
+    stores: (opts) => make(opts),
+    twin: (opts) => {
+      const keyPrefix = `t${randomId(6)}:`;
+      return [make(opts, keyPrefix), make(opts, keyPrefix)];
+    },
+    pass: elapse,
+    now: () => Date.now(),
+    residue: async (s) => (await keys(`${prefixes.get(s)!}*`)).sort(),
+    pipelines: (s) => (s as RedisStores).connection.stats.pipelines,
+  };
+}
 
 const backends: Backend[] = [
   {
@@ -73,22 +96,8 @@ const backends: Backend[] = [
     async setup() {
       const redis = await startRedis();
       const raw = new Redis(redis.url);
-      const prefixes = new WeakMap<Stores, string>();
-      const make = (opts: Partial<StoreOptions> | undefined, keyPrefix = `t${randomId(6)}:`) => {
-        const s = redisStores(redis.url, { ...opts, keyPrefix });
-        prefixes.set(s, keyPrefix);
-        return s;
-      };
       return {
-        stores: (opts) => make(opts),
-        twin: (opts) => {
-          const keyPrefix = `t${randomId(6)}:`;
-          return [make(opts, keyPrefix), make(opts, keyPrefix)];
-        },
-        pass: sleep,
-        now: () => Date.now(),
-        residue: async (s) => (await raw.keys(`${prefixes.get(s)!}*`)).sort(),
-        pipelines: (s) => (s as RedisStores).connection.stats.pipelines,
+        ...onRedis(redis.url, async (pattern) => raw.keys(pattern)),
         teardown: async () => {
           raw.disconnect();
           await redis.stop();
@@ -102,22 +111,9 @@ const backends: Backend[] = [
       const cluster = await startRedisCluster();
       const clusterNodes = cluster.nodes.split(',');
       const raw = new Cluster(clusterNodes.map((a) => ({ host: a.split(':')[0]!, port: Number(a.split(':')[1]) })), { scaleReads: 'master' });
-      const prefixes = new WeakMap<Stores, string>();
-      const make = (opts: Partial<StoreOptions> | undefined, keyPrefix = `t${randomId(6)}:`) => {
-        const s = redisStores({ clusterNodes }, { ...opts, keyPrefix });
-        prefixes.set(s, keyPrefix);
-        return s;
-      };
       return {
-        stores: (opts) => make(opts),
-        twin: (opts) => {
-          const keyPrefix = `t${randomId(6)}:`;
-          return [make(opts, keyPrefix), make(opts, keyPrefix)];
-        },
-        pass: sleep,
-        now: () => Date.now(),
         // Each primary holds its own slots' keys: KEYS on every one of them.
-        residue: async (s) => (await Promise.all(raw.nodes('master').map((n) => n.keys(`${prefixes.get(s)!}*`)))).flat().sort(),
+        ...onRedis({ clusterNodes }, async (pattern) => (await Promise.all(raw.nodes('master').map((n) => n.keys(pattern)))).flat()),
         teardown: async () => {
           raw.disconnect();
           await cluster.stop();
@@ -216,7 +212,6 @@ export const tail = (i: number | string) => `,"i":${JSON.stringify(i)}}`;
 export const ts = (i = 0) => new Date(Date.UTC(2024, 0, 1, 0, 0, 0, i)).toISOString();
 export const room = () => `room-${randomId(6)}`;
 export const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, k) => from + k);
-export { sleep };
 
 /** Runs the typing sweep's lease step alone (on every bucket), as a sweeper that dies right after it would. */
 export async function leaseTypingRooms(raw: Redis, prefix: string): Promise<string[]> {

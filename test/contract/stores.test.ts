@@ -7,6 +7,7 @@ import { randomId } from '../../shared/ids.ts';
 import type { StoredNotification } from '../../shared/notifications.ts';
 import { bucketOf, INDEX_BUCKETS } from '../../shared/redis-connection.ts';
 import { contract, head, range, room, tail, ts, withRedisStores, leaseTypingRooms } from './harness.ts';
+import { until } from '../harness/wait.ts';
 
 contract('Stores', (t) => {
   describe('lifecycle', () => {
@@ -26,16 +27,6 @@ contract('Stores', (t) => {
   });
 });
 
-/** Polls `check` every 25 ms until it returns a value other than undefined. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('Redis stores: keys and connection', () => {
   // A local process, so that it can be stopped and started again.

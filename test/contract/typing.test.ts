@@ -5,6 +5,7 @@ import type { StoreOptions } from '../../shared/stores.ts';
 import type { Typing } from '../../shared/typing.ts';
 import { randomId } from '../../shared/ids.ts';
 import { contract, range, room, withRedisStores, leaseTypingRooms } from './harness.ts';
+import { until } from '../harness/wait.ts';
 
 contract('Typing', (t) => {
   const store = (opts?: Partial<StoreOptions>) => t.stores(opts).typing;
@@ -102,16 +103,6 @@ contract('Typing', (t) => {
 describe('Typing on Redis', () => {
   const redis = withRedisStores();
 
-  /** Polls `check` every 25 ms until it returns a value other than undefined. */
-  async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await check();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
 
   it('a typing sweeper that dies holding rooms: they are swept again after its lease', async () => {
     const prefix = `tl${randomId(6)}:`;
