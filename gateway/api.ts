@@ -13,7 +13,7 @@ import { frames } from '../shared/protocol/internal.ts';
 import { NotificationCreate, RoomMessageCreate } from '../shared/protocol/http-api.ts';
 import { MAX_HISTORY_LIMIT, ROOM_PATTERN } from '../shared/protocol/schemas.ts';
 import { Exchange, type Routes } from './http.ts';
-import { decodeComponent } from './values.ts';
+import { bearer, decodeComponent } from './values.ts';
 
 const roomPattern = new RegExp(ROOM_PATTERN);
 const checkMessage = TypeCompiler.Compile(RoomMessageCreate);
@@ -37,8 +37,8 @@ function digest(s: string): Buffer {
 
 /** Compares the presented key with API_KEY without leaking, through timing, how much matched. */
 export function apiKeyMatches(authorization: string, apiKey: string): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-  return m !== null && timingSafeEqual(digest(m[1]!), digest(apiKey));
+  const presented = bearer(authorization);
+  return presented !== undefined && timingSafeEqual(digest(presented), digest(apiKey));
 }
 
 export function registerServerApi(app: Routes, deps: ApiDeps): void {
