@@ -12,7 +12,7 @@ import type { Config } from '../shared/config.ts';
 import { randomId } from '../shared/ids.ts';
 import { ERROR_CODES } from '../shared/protocol/codes.ts';
 import { SUBPROTOCOL, isUserId } from '../shared/protocol/constants.ts';
-import { AuthError, Authenticator, tokenFrom, type Identity } from './auth.ts';
+import { AuthError, Authenticator, NO_PATTERNS, tokenFrom, type Identity } from './auth.ts';
 import type { Boundary } from './boundary.ts';
 import type { UpgradeData } from './conn.ts';
 import { Exchange, answerInternal, statusLine } from './http.ts';
@@ -123,7 +123,7 @@ export class Admission {
     if (username === null) return new AuthError('missing', 'missing credentials');
     if (!this.cfg.allowAnonymous) return new AuthError('anonymous_disabled', 'anonymous access is disabled');
     const name = username.trim();
-    return name.length <= MAX_USERNAME && isUserId(name) ? { user: { id: name, name }, rooms: [] } : new AuthError('invalid_username', 'invalid username');
+    return name.length <= MAX_USERNAME && isUserId(name) ? { user: { id: name, name }, rooms: NO_PATTERNS } : new AuthError('invalid_username', 'invalid username');
   }
 
   /** `credentials` as a promise that rejects with an AuthError, counted in rt_gateway_auth_failures_total. */

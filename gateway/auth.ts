@@ -9,9 +9,9 @@
  * refused), `exp` when the connection must have refreshed its token. `iss`/`aud` are checked when configured; clock skew of
  * `JWT_CLOCK_SKEW_S` is allowed.
  */
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, errors as joseErrors, importSPKI, jwtVerify, type CryptoKey, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../shared/config.ts';
 import { isUserId, toWellFormed } from '../shared/protocol/constants.ts';
 import type { User } from '../shared/protocol/schemas.ts';
@@ -41,6 +41,8 @@ export class AuthError extends Error {
 }
 
 const PRIVATE_PREFIX = 'private:';
+/** The `rooms` of every identity without patterns: one array, not one per connection. */
+export const NO_PATTERNS: string[] = Object.freeze([]) as unknown as string[];
 const MAX_TOKEN_LENGTH = 8192;
 /** The latest time a JavaScript Date can represent (ms since the epoch). */
 const MAX_DATE_MS = 8.64e15;
@@ -51,26 +53,35 @@ export const MAX_ROOM_PATTERN_LENGTH = 256;
 
 export class Authenticator {
   private constructor(
-    private readonly key: Uint8Array | KeyObject | JWTVerifyGetKey | undefined,
+    /**
+     * A WebCrypto key imported once (or the JWKS lookup, which caches its imports): given raw
+     * bytes or a KeyObject, jose imports the key again on every verification, which was most of a
+     * connect's CPU (measure with `npm run bench`, scenario C, before changing this).
+     */
+    private readonly key: Promise<CryptoKey> | JWTVerifyGetKey | undefined,
     private readonly algorithms: string[],
     private readonly cfg: Config,
   ) {}
 
   /** Loads the configured key; throws a message naming the variable when a key file is unusable. */
   static fromConfig(cfg: Config): Authenticator {
-    // A KeyObject made once: given the raw bytes, jose imports the key again on every verification,
-    // a cost paid per connection (measure with `npm run bench`, scenario C, before changing this).
-    if (cfg.jwtSecret) return new Authenticator(createSecretKey(Buffer.from(cfg.jwtSecret, 'utf8')), ['HS256'], cfg);
+    if (cfg.jwtSecret) {
+      const secret = new TextEncoder().encode(cfg.jwtSecret);
+      return new Authenticator(imported(crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])), ['HS256'], cfg);
+    }
     if (cfg.jwtPublicKeyFile) {
+      let pem: string;
       let key: KeyObject;
       try {
-        key = createPublicKey(readFileSync(cfg.jwtPublicKeyFile, 'utf8'));
+        pem = readFileSync(cfg.jwtPublicKeyFile, 'utf8');
+        key = createPublicKey(pem);
       } catch (err) {
         throw new Error(`JWT_PUBLIC_KEY_FILE=${cfg.jwtPublicKeyFile}: not a readable PEM public key (${(err as Error).message})`);
       }
       const alg = key.asymmetricKeyType === 'rsa' ? 'RS256' : key.asymmetricKeyType === 'ec' ? 'ES256' : undefined;
       if (!alg) throw new Error(`JWT_PUBLIC_KEY_FILE=${cfg.jwtPublicKeyFile}: an RSA or P-256 key is needed, got ${key.asymmetricKeyType}`);
-      return new Authenticator(key, [alg], cfg);
+      const spki = key.export({ type: 'spki', format: 'pem' }).toString();
+      return new Authenticator(imported(importSPKI(spki, alg)), [alg], cfg);
     }
     if (cfg.jwtJwksFile) {
       let jwks: JWTVerifyGetKey;
@@ -94,7 +105,8 @@ export class Authenticator {
     if (token.length > MAX_TOKEN_LENGTH) throw new AuthError('invalid_token', 'token too long');
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.key as Uint8Array, {
+      const key = typeof this.key === 'function' ? this.key : await this.key;
+      ({ payload } = await jwtVerify(token, key as CryptoKey, {
         algorithms: this.algorithms,
         issuer: this.cfg.jwtIssuer,
         audience: this.cfg.jwtAudience,
@@ -118,10 +130,16 @@ export class Authenticator {
     }
     return {
       user: { id: sub, name: display },
-      rooms: patterns,
+      rooms: patterns.length === 0 ? NO_PATTERNS : patterns,
       expiresAt,
     };
   }
+}
+
+/** A key import that cannot fail later as an unhandled rejection (a failure shows at the first verification). */
+function imported(key: Promise<CryptoKey>): Promise<CryptoKey> {
+  key.catch(() => undefined);
+  return key;
 }
 
 function describeJoseError(err: unknown): string {
