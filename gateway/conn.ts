@@ -23,6 +23,7 @@ import { parseRequest, requestIdOf } from '../shared/protocol/validate.ts';
 import { AuthError, mayJoin, type AuthFailure, type Authenticator, type Identity } from './auth.ts';
 import { endInternal, type Boundary } from './boundary.ts';
 import type { Fanout } from './fanout.ts';
+import { Deadlines } from './deadlines.ts';
 import { ConnectionLimiter } from './limits.ts';
 import type { RoomStream, StreamMember } from './room-stream.ts';
 import type { GatewayStats } from './stats.ts';
@@ -33,8 +34,6 @@ const decoder = new TextDecoder();
 const j = JSON.stringify;
 /** Frames a connection may send before its session is open; they are handled once it is. */
 const MAX_EARLY_FRAMES = 32;
-/** Longest a connection is left open past its token's expiry without a `refresh` (setTimeout's limit). */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** What uWS keeps per socket, from the upgrade on. */
 export interface UpgradeData {
@@ -63,8 +62,8 @@ export class Conn implements StreamMember {
   /** The envelope header of this connection's requests: forwarding a frame is one concatenation. */
   header: string;
   readonly user: User;
-  /** Closes the connection with 4001 when its credentials expire without a refresh. */
-  expiryTimer: NodeJS.Timeout | undefined;
+  /** Its entry in the gateway's expiry `Deadlines` (closed with 4001 when the credentials expire without a refresh). */
+  expiryKey: number | undefined;
   /** Requests forwarded to a worker and not answered yet (MAX_IN_FLIGHT_PER_CONNECTION). */
   inFlight = 0;
   constructor(
@@ -80,6 +79,16 @@ export class Conn implements StreamMember {
   }
   get joining(): Set<string> {
     return (this.joiningRooms ??= new Set());
+  }
+  get joiningCount(): number {
+    return this.joiningRooms?.size ?? 0;
+  }
+  isJoining(room: string): boolean {
+    return this.joiningRooms !== undefined && this.joiningRooms.has(room);
+  }
+  /** A join finished (or failed): the set goes once empty, as most connections join once or twice. */
+  joined(room: string): void {
+    if (this.joiningRooms?.delete(room) && this.joiningRooms.size === 0) this.joiningRooms = undefined;
   }
   get typing(): Set<string> {
     return (this.typingRooms ??= new Set());
@@ -128,6 +137,8 @@ export class Connections {
   private readonly upstream: Upstream;
   private readonly stats: GatewayStats;
   private readonly boundary: Boundary;
+  /** Connections whose credentials expire, on one timer. */
+  private readonly expiries: Deadlines<Conn>;
 
   constructor(private readonly d: ConnectionsDeps) {
     this.cfg = d.cfg;
@@ -136,6 +147,12 @@ export class Connections {
     this.upstream = d.upstream;
     this.stats = d.stats;
     this.boundary = d.boundary;
+    this.expiries = new Deadlines(
+      (conn) => {
+        if (!conn.closed) conn.ws.end(CLOSE_CODES.UNAUTHORIZED.code, 'unauthorized: token expired');
+      },
+      (err) => this.boundary.failed('expiry', err),
+    );
   }
 
   get size(): number {
@@ -390,11 +407,11 @@ export class Connections {
       return;
     }
     const maxRooms = this.cfg.maxRoomsPerConnection;
-    if (maxRooms > 0 && !conn.rooms.has(room) && conn.rooms.size + conn.joining.size >= maxRooms) {
+    if (maxRooms > 0 && !conn.rooms.has(room) && conn.rooms.size + conn.joiningCount >= maxRooms) {
       conn.send(errorFrame(req.id, 'forbidden', `a connection may be in at most ${maxRooms} rooms`));
       return;
     }
-    if (conn.joining.has(room)) {
+    if (conn.isJoining(room)) {
       conn.send(errorFrame(req.id, 'bad_request', `a join of "${room}" is already in progress`));
       return;
     }
@@ -417,7 +434,7 @@ export class Connections {
     // A join is safe to repeat: presence is keyed by session, so a second one changes nothing.
     this.upstream.hedged(conn.header, text).then(
       (answer) => {
-        conn.joining.delete(room);
+        conn.joined(room);
         // A reply carries the room position in front of the client's frame; an error does not.
         const at = readPosition(answer);
         if (conn.closed || !at) {
@@ -439,7 +456,7 @@ export class Connections {
         });
       },
       (err) => {
-        conn.joining.delete(room);
+        conn.joined(room);
         this.fanout.release(stream);
         conn.sendLater(errorFrame(req.id, 'unavailable', unavailableMessage(err)));
       },
@@ -488,7 +505,7 @@ export class Connections {
     const conn = ws.getUserData().conn;
     if (!conn) return;
     conn.closed = true;
-    clearTimeout(conn.expiryTimer);
+    if (conn.expiryKey !== undefined) this.expiries.cancel(conn, conn.expiryKey);
     this.all.delete(conn);
     for (const room of conn.rooms) {
       const stream = this.fanout.streams.get(room);
@@ -509,17 +526,9 @@ export class Connections {
 
   /** Closes the connection with 4001 when its credentials expire, unless refreshed before. */
   private armExpiry(conn: Conn): void {
-    clearTimeout(conn.expiryTimer);
-    conn.expiryTimer = undefined;
+    if (conn.expiryKey !== undefined) this.expiries.cancel(conn, conn.expiryKey);
     const at = conn.identity.expiresAt;
-    if (at === undefined) return;
-    conn.expiryTimer = setTimeout(
-      this.boundary.guarded('expiry', () => {
-        if (!conn.closed) conn.ws.end(CLOSE_CODES.UNAUTHORIZED.code, 'unauthorized: token expired');
-      }),
-      Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())),
-    );
-    conn.expiryTimer.unref();
+    conn.expiryKey = at === undefined ? undefined : this.expiries.add(conn, at);
   }
 
   /** `refresh`: a new JWT for the same user extends the connection's life. */

@@ -3,8 +3,10 @@
  * bus subscription per room with local members, and the delivery of each room or user event to
  * them with one uWS topic publish (the frame was serialized once, by the worker).
  *
- * Topics: `r:<room>` for a room's sockets, `u:<subject token of the user>` for a user's. SSE
- * streams are not uWS sockets, so they are kept per topic here and written to after the publish.
+ * Topics: `r:<room>` for a room's sockets. A user's events go to the user's sockets one `send`
+ * each, found by the user's subject token (a uWS topic per connected user cost native memory on
+ * every connection for events that are rare next to rooms'). SSE streams are not uWS sockets, so
+ * they are kept per topic here (`u:<token>` for a user's) and written to after the publish.
  *
  * User events of all users come through one wildcard subscription (`rt.user.>`): a subscription
  * per connected user would cost a SUB/UNSUB per connect for traffic that is small next to rooms'.
@@ -39,8 +41,8 @@ export class Fanout implements StreamHost {
   private readonly streamSubs = new Map<RoomStream, BusSubscription>();
   /** Local connections and SSE streams per user (for MAX_CONNECTIONS_PER_USER). */
   readonly users = new Map<string, number>();
-  /** WebSocket connections by id, for the connection a user event leaves out. */
-  private readonly connsById = new Map<string, LocalConn>();
+  /** WebSocket connections by their user's subject token: one, or several of one user. */
+  private readonly userConns = new Map<string, LocalConn | LocalConn[]>();
   /** SSE members by uWS topic, which uWS publish does not reach. */
   private readonly sseByTopic = new Map<string, Set<SseRoomMember | SseConn>>();
   private readonly userEvents: BusSubscription;
@@ -101,16 +103,25 @@ export class Fanout implements StreamHost {
     return this.users.get(userId) ?? 0;
   }
 
-  /** A new WebSocket connection: counted for its user, and subscribed to the user's topic. */
+  /** A new WebSocket connection: counted for its user, and reached by the user's events. */
   addConn(conn: LocalConn): void {
-    this.connsById.set(conn.id, conn);
     this.countUser(conn.user.id, 1);
-    conn.ws.subscribe(userTopic(conn.user.id));
+    const token = subjectToken(conn.user.id);
+    const held = this.userConns.get(token);
+    if (held === undefined) this.userConns.set(token, conn);
+    else if (Array.isArray(held)) held.push(conn);
+    else this.userConns.set(token, [held, conn]);
   }
 
   removeConn(conn: LocalConn): void {
-    this.connsById.delete(conn.id);
     this.countUser(conn.user.id, -1);
+    const token = subjectToken(conn.user.id);
+    const held = this.userConns.get(token);
+    if (held === conn) this.userConns.delete(token);
+    else if (Array.isArray(held)) {
+      const rest = held.filter((c) => c !== conn);
+      this.userConns.set(token, rest.length === 1 ? rest[0]! : rest);
+    }
   }
 
   addSse(sse: SseConn): void {
@@ -157,21 +168,19 @@ export class Fanout implements StreamHost {
    * connection the event names as its origin.
    */
   private onUserEvent(data: Uint8Array, subject: string): void {
-    const topic = `u:${subject.slice(subjects.userPrefix.length)}`;
+    const token = subject.slice(subjects.userPrefix.length);
     const h = readUserEventHeader(data);
     if (!h) return;
     const frame = data.subarray(h.offset);
-    const except = h.except === undefined ? undefined : this.connsById.get(h.except);
-    if (except && !except.closed) {
-      // ws.publish reaches every subscriber of the topic but that socket itself.
-      const n = this.app.numSubscribers(topic) - 1;
-      if (n > 0) except.ws.publish(topic, frame, false);
-      this.stats.sent += n;
-      this.stats.bytesOut += n * frame.length;
-      if (this.sseByTopic.size > 0) this.publishSse(topic, frame);
-    } else {
-      this.publish(topic, frame);
+    const held = this.userConns.get(token);
+    if (held !== undefined) {
+      for (const conn of Array.isArray(held) ? held : [held]) {
+        if (conn.closed || conn.id === h.except) continue;
+        conn.ws.cork(() => conn.ws.send(frame, false));
+        this.stats.sentTo(1, frame);
+      }
     }
+    if (this.sseByTopic.size > 0) this.publishSse(`u:${token}`, frame);
   }
 
   /** Drops every bus subscription (the gateway is stopping). */
@@ -184,5 +193,6 @@ export class Fanout implements StreamHost {
     this.streams.clear();
     this.userEvents.unsubscribe();
     this.users.clear();
+    this.userConns.clear();
   }
 }

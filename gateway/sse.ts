@@ -19,7 +19,7 @@ import { ROOM_PATTERN, type User } from '../shared/protocol/schemas.ts';
 import { asAuthError, type Admission } from './admission.ts';
 import { mayJoin, type Identity } from './auth.ts';
 import type { Boundary } from './boundary.ts';
-import { MAX_TIMER_MS } from './conn.ts';
+import { Deadlines } from './deadlines.ts';
 import type { Fanout } from './fanout.ts';
 import { Exchange } from './http.ts';
 import type { RoomStream, StreamMember } from './room-stream.ts';
@@ -56,8 +56,8 @@ export class SseConn {
   readonly positions = new Map<string, number>();
   private congested = false;
   private backlog = 0;
-  /** Ends the stream when its credentials expire (there is no `refresh` on a one-way stream). */
-  expiryTimer: NodeJS.Timeout | undefined;
+  /** Its entry in the streams' expiry `Deadlines`: it ends when its credentials expire (there is no `refresh` on a one-way stream). */
+  expiryKey: number | undefined;
 
   constructor(
     readonly res: UWS.HttpResponse,
@@ -166,6 +166,7 @@ export class SseStreams {
   /** Open streams and, for each, the room streams it holds. */
   private readonly open = new Map<SseConn, { member: SseRoomMember; stream: RoomStream }[]>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly expiries: Deadlines<SseConn>;
 
   constructor(
     private readonly cfg: Config,
@@ -175,7 +176,15 @@ export class SseStreams {
     private readonly log: Logger,
     /** WebSocket connections open on this gateway, which count against MAX_CONNECTIONS too. */
     private readonly sockets: () => number,
-  ) {}
+  ) {
+    this.expiries = new Deadlines(
+      (sse) => {
+        sse.end(errorFrame(undefined, 'unauthorized', 'unauthorized: token expired'));
+        this.close(sse);
+      },
+      (err) => this.boundary.failed('sse_expiry', err),
+    );
+  }
 
   get size(): number {
     return this.open.size;
@@ -224,16 +233,7 @@ export class SseStreams {
       };
       this.admission.corsHeaders(asking.origin, headers);
       res.cork(() => sse.start(headers, 2000));
-      if (identity.expiresAt !== undefined) {
-        sse.expiryTimer = setTimeout(
-          this.boundary.guarded('sse_expiry', () => {
-            sse.end(errorFrame(undefined, 'unauthorized', 'unauthorized: token expired'));
-            this.close(sse);
-          }),
-          Math.min(MAX_TIMER_MS, Math.max(0, identity.expiresAt - Date.now())),
-        );
-        sse.expiryTimer.unref();
-      }
+      if (identity.expiresAt !== undefined) sse.expiryKey = this.expiries.add(sse, identity.expiresAt);
       this.ensureHeartbeat();
       this.fanout.addSse(sse);
       await Promise.all(rooms.map((room) => this.follow(sse, room, positions.get(room))));
@@ -278,7 +278,7 @@ export class SseStreams {
     if (!held) return;
     this.open.delete(sse);
     sse.closed = true;
-    clearTimeout(sse.expiryTimer);
+    if (sse.expiryKey !== undefined) this.expiries.cancel(sse, sse.expiryKey);
     this.fanout.removeSse(sse);
     for (const { member, stream } of held) {
       this.fanout.sseUnsubscribe(stream.topic, member);

@@ -24,6 +24,7 @@ import type { AnyRequest, RequestType, User } from './schemas.ts';
 
 const j = JSON.stringify;
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder();
 const HASH = 35;
@@ -57,7 +58,13 @@ export interface RequestEnvelope<F = WorkerFrame> {
 }
 
 export function envelopeHeader(connId: string, node: string, user: User, sessionId = ''): string {
-  return `{"c":${j(connId)},"n":${j(node)},"s":${j(sessionId)},"u":${j({ id: user.id, name: user.name })},"f":`;
+  // Kept per connection: made flat (one string, not a tree of the concatenated parts).
+  return flat(`{"c":${j(connId)},"n":${j(node)},"s":${j(sessionId)},"u":${j({ id: user.id, name: user.name })},"f":`);
+}
+
+/** `s` as one sequential string: V8 keeps a concatenation as a tree of its parts until it is read. */
+function flat(s: string): string {
+  return decoder.decode(encoder.encode(s));
 }
 
 /** A request's bytes: a header from `envelopeHeader` and a frame (a client's text or a builder's). */
