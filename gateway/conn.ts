@@ -10,13 +10,13 @@
  * written to (`closed` is set in the `close` callback, before anything else runs).
  */
 import type * as UWS from 'uWebSockets.js';
-import type { Histogram } from 'prom-client';
 import type { Config } from '../shared/config.ts';
 import { errorFrame, overloadedFrame } from '../shared/errors.ts';
 import { BusError } from '../shared/bus.ts';
 import { randomId } from '../shared/ids.ts';
 import type { Logger } from '../shared/log.ts';
 import { CLOSE_CODES } from '../shared/protocol/codes.ts';
+import type { HistogramSeries, HotHistogram } from '../shared/metrics.ts';
 import { envelopeHeader, frames, readPosition } from '../shared/protocol/internal.ts';
 import type { RequestOf, User } from '../shared/protocol/schemas.ts';
 import { parseRequest, requestIdOf } from '../shared/protocol/validate.ts';
@@ -123,7 +123,7 @@ export interface ConnectionsDeps {
   stats: GatewayStats;
   boundary: Boundary;
   log: Logger;
-  requestDuration: Histogram<'type'>;
+  requestDuration: HotHistogram;
 }
 
 export class Connections {
@@ -340,31 +340,31 @@ export class Connections {
     const started = performance.now();
     if (!this.window.admit(started)) return this.refuse(conn, id, 'gateway');
     conn.inFlight++;
-    const timer = this.d.requestDuration.startTimer({ type });
+    const series = this.d.requestDuration.series(type);
     (hedged ? this.upstream.hedged(conn.header, text) : this.upstream.request(conn.header, text)).then(
       (answer) => {
-        this.answered(conn, timer, started);
+        this.answered(conn, series, started);
         if (answer.length > 0) this.reply(conn, answer);
       },
       (err) => {
-        this.answered(conn, timer, started);
+        this.answered(conn, series, started);
         if (err instanceof BusError && err.kind === 'overloaded') this.refuse(conn, id, 'worker');
         else this.reply(conn, errorFrame(id, 'unavailable', unavailableMessage(err)));
       },
     ).catch((err: unknown) => this.boundary.failed('reply', err, conn.id));
   }
 
-  private answered(conn: Conn, timer: () => void, started: number): void {
+  private answered(conn: Conn, series: HistogramSeries, started: number): void {
     conn.inFlight--;
-    timer();
     const ms = performance.now() - started;
+    series.observe(ms / 1000);
     this.stats.latency(ms);
     this.window.answered(ms);
   }
 
   private refuse(conn: Conn, id: string | number | undefined, window: 'connection' | 'gateway' | 'worker'): void {
     this.stats.overloaded.add(window);
-    const frame = overloadedFrame(id, this.window.retryAfterMs, `too many requests in flight (${window}); retry after retryAfterMs`);
+    const frame = overloadedFrame(id, this.window.retryAfter(performance.now()), `too many requests in flight (${window}); retry after retryAfterMs`);
     // From the message callback: a direct send; from a bus answer: with the other answers of the turn.
     if (window === 'worker') this.reply(conn, frame);
     else conn.send(frame);

@@ -2,10 +2,10 @@
  * What the gateway counts: plain numbers bumped on the hot paths and read by Prometheus when it
  * scrapes, and the once-a-second `stats` event of the dashboard room.
  */
-import { Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { subjects, type Bus } from '../shared/bus.ts';
 import { encodeRoomEvent } from '../shared/envelope.ts';
-import { LATENCY_BUCKETS, Tally, createRegistry, scrapedCounter, scrapedGauge } from '../shared/metrics.ts';
+import { HotHistogram, Tally, createRegistry, scrapedCounter, scrapedGauge } from '../shared/metrics.ts';
 
 const MAX_LATENCY_SAMPLES = 2048;
 
@@ -55,18 +55,17 @@ export interface GatewayGauges {
 
 export interface GatewayMetrics {
   registry: Registry;
-  requestDuration: Histogram<'type'>;
+  requestDuration: HotHistogram;
 }
 
 export function gatewayMetrics(nodeId: string, st: GatewayStats, g: GatewayGauges): GatewayMetrics {
   const r = createRegistry({ node: nodeId });
-  const requestDuration = new Histogram({
-    name: 'rt_gateway_request_duration_seconds',
-    help: 'Requests forwarded to a worker, from the frame to the answer (gateway → worker → gateway).',
-    labelNames: ['type'],
-    buckets: LATENCY_BUCKETS,
-    registers: [r],
-  });
+  const requestDuration = new HotHistogram(
+    r,
+    'rt_gateway_request_duration_seconds',
+    'Requests forwarded to a worker, from the frame to the answer (gateway → worker → gateway).',
+    'type',
+  );
   scrapedGauge(r, 'rt_gateway_connections', 'Open WebSocket connections.', g.connections);
   scrapedGauge(r, 'rt_gateway_sse_connections', 'Open /sse streams.', g.sse);
   scrapedGauge(r, 'rt_gateway_rooms', 'Rooms with local members (bus subscriptions).', g.rooms);

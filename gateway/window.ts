@@ -28,6 +28,8 @@ export class InFlightWindow {
    * window would sit idle).
    */
   private answerMs = MIN_RETRY_AFTER_MS;
+  /** When the last retry hinted so far is due (the `now` clock of `admit`). */
+  private retriesDue = 0;
 
   /** `max` 0: no window (every request admitted). */
   constructor(private readonly max: number) {
@@ -51,8 +53,18 @@ export class InFlightWindow {
     this.answerMs += (ms - this.answerMs) / 64;
   }
 
-  get retryAfterMs(): number {
-    return Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, Math.round(this.answerMs)));
+  /**
+   * The retry hint of a request refused at `now`: about the answer time (the window turns over in
+   * that), and after the retries already hinted, one answer apart at the rate workers answer. So
+   * the refused come back about as fast as the window frees room, instead of all at once to be
+   * refused again: under a steady overload a request is refused about once, not once per answer
+   * time it waits.
+   */
+  retryAfter(now: number): number {
+    const perMs = this.answerRate > 0 ? this.answerRate : this.window / Math.max(1, this.answerMs);
+    const earliest = now + Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, this.answerMs));
+    this.retriesDue = Math.min(now + MAX_RETRY_AFTER_MS, Math.max(earliest, this.retriesDue + 1 / perMs));
+    return Math.round(this.retriesDue - now);
   }
 
   private resize(now: number): void {

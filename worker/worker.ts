@@ -34,8 +34,8 @@ import type { RequestOf, User } from '../shared/protocol/schemas.ts';
 import type { StoredNotification } from '../shared/notifications.ts';
 import type { Stores } from '../shared/stores.ts';
 import { conversationRoom, isConversationRoom } from '../shared/conversations.ts';
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { LATENCY_BUCKETS, createRegistry, timed } from '../shared/metrics.ts';
+import { Counter, type Registry } from 'prom-client';
+import { HotHistogram, Tally, createRegistry, scrapedCounter, tallyKey, timed } from '../shared/metrics.ts';
 import { encodeUserEvent } from '../shared/envelope.ts';
 
 export interface WorkerOptions {
@@ -86,8 +86,9 @@ export class Worker {
   private readonly opts: WorkerOptions;
   private readonly stores: Omit<Stores, 'ping' | 'close'>;
   readonly registry: Registry;
-  private readonly requests: Counter<'type' | 'result'>;
-  private readonly duration: Histogram<'type'>;
+  /** Requests by type and result (`tallyKey(type, result)`), read when Prometheus scrapes. */
+  private readonly requests = new Tally();
+  private readonly duration: HotHistogram;
   private readonly sessionsExpired: Counter;
   private readonly recoveries: Counter<'outcome'>;
   private readonly errors: Counter<'type'>;
@@ -103,12 +104,12 @@ export class Worker {
     this.opts = { ...defaultWorkerOptions, ...opts };
     this.registry = createRegistry({ worker: this.id }, opts.processMetrics ?? true);
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'rt_worker_requests_total', help: 'Requests handled, by type and result (ok or an error code).', labelNames: ['type', 'result'], registers });
-    this.duration = new Histogram({ name: 'rt_worker_request_duration_seconds', help: 'Time to handle a request.', labelNames: ['type'], buckets: LATENCY_BUCKETS, registers });
+    scrapedCounter(this.registry, 'rt_worker_requests_total', 'Requests handled, by type and result (ok or an error code).', () => this.requests, ['type', 'result']);
+    this.duration = new HotHistogram(this.registry, 'rt_worker_request_duration_seconds', 'Time to handle a request.', 'type');
     this.sessionsExpired = new Counter({ name: 'rt_worker_sessions_expired_total', help: 'Sessions whose grace period ended (presence left) in this worker\'s sweeps.', registers });
     this.recoveries = new Counter({ name: 'rt_worker_recoveries_total', help: 'Joins with since, by outcome (recovered or not).', labelNames: ['outcome'], registers });
     this.errors = new Counter({ name: 'rt_worker_errors_total', help: 'Unexpected exceptions in request handlers and sweeps (answered `internal`), by request type.', labelNames: ['type'], registers });
-    const storeOps = new Histogram({ name: 'rt_store_operation_duration_seconds', help: 'Store (Redis or memory) operations, by operation.', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers });
+    const storeOps = new HotHistogram(this.registry, 'rt_store_operation_duration_seconds', 'Store (Redis or memory) operations, by operation.', 'op');
     this.stores = {
       history: timed(stores.history, storeOps),
       conversations: timed(stores.conversations, storeOps),
@@ -163,29 +164,29 @@ export class Worker {
     const read = readEnvelope(data);
     if (!read.ok) {
       this.log.warn({ code: read.code, reason: read.message }, 'malformed request envelope');
-      this.requests.inc({ type: 'invalid', result: read.code });
+      this.requests.add(tallyKey('invalid', read.code));
       return encoder.encode(errorFrame(read.id, read.code, read.message));
     }
     const env = read.env;
     const frame = env.f;
     const handler = Object.hasOwn(this.handlers, frame.type) ? this.handlers[frame.type] : undefined;
     const type = handler ? frame.type : 'unknown';
-    const end = this.duration.startTimer({ type });
+    const started = performance.now();
     try {
       if (!handler) throw new RtError('unknown_type', `unknown type "${frame.type.slice(0, 64)}"`);
       const out = await handler(env);
-      this.requests.inc({ type, result: 'ok' });
+      this.requests.add(tallyKey(type, 'ok'));
       return out ? encoder.encode(out) : EMPTY;
     } catch (err) {
       const { code, message } = toClientError(err);
-      this.requests.inc({ type, result: code });
+      this.requests.add(tallyKey(type, code));
       if (code === 'internal') {
         this.errors.inc({ type });
         this.log.error({ err, type, conn: env.c }, 'request failed');
       } else if (code === 'unavailable') this.log.warn({ type, err: err instanceof Error ? err.message : String(err) }, 'storage unavailable');
       return encoder.encode(errorFrame('id' in frame ? frame.id : undefined, code, message));
     } finally {
-      end();
+      this.duration.observe(type, (performance.now() - started) / 1000);
     }
   }
 

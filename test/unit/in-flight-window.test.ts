@@ -40,18 +40,43 @@ describe('in-flight window', () => {
 
   it('hints a retry after about the recent answer time, within 5 ms and 2 s', () => {
     const w = new InFlightWindow(10);
-    expect(w.retryAfterMs).toBe(5);
+    expect(w.retryAfter(0)).toBe(5);
     for (let i = 0; i < 1000; i++) {
       w.admit(i);
       w.answered(120);
     }
-    expect(w.retryAfterMs).toBeGreaterThan(100);
-    expect(w.retryAfterMs).toBeLessThanOrEqual(120);
+    expect(w.retryAfter(10_000)).toBeGreaterThan(100);
+    expect(w.retryAfter(20_000)).toBeLessThanOrEqual(120);
     for (let i = 0; i < 1000; i++) {
       w.admit(i);
       w.answered(60_000);
     }
-    expect(w.retryAfterMs).toBe(2000);
+    expect(w.retryAfter(30_000)).toBe(2000);
+  });
+
+  it('spreads the retries of many refusals at the rate the workers answer, up to 2 s', () => {
+    const w = new InFlightWindow(1000);
+    // 4 answers a millisecond, 20 ms each.
+    let t = 0;
+    for (let period = 0; period < 4; period++) {
+      for (let i = 0; i < 1000; i++) {
+        w.admit(t);
+        w.answered(20);
+      }
+      t += 250;
+    }
+    w.admit(t);
+    const hints = Array.from({ length: 400 }, () => w.retryAfter(t));
+    expect(hints[0]).toBe(20);
+    // 400 refused together come back over about 100 ms, in order, not all after 20 ms.
+    expect(hints[399]).toBeGreaterThanOrEqual(110);
+    expect(hints[399]).toBeLessThanOrEqual(140);
+    for (let i = 1; i < hints.length; i++) expect(hints[i]).toBeGreaterThanOrEqual(hints[i - 1]!);
+    // Never beyond 2 s, however many wait.
+    for (let i = 0; i < 20_000; i++) w.retryAfter(t);
+    expect(w.retryAfter(t)).toBe(2000);
+    // Once the retries hinted are due, a new refusal is hinted the answer time again.
+    expect(w.retryAfter(t + 5_000)).toBe(20);
   });
 
   it('max 0: no window', () => {
