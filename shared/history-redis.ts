@@ -4,7 +4,8 @@ import type { RedisConnection } from './redis-connection.ts';
 import type { StoreOptions } from './stores.ts';
 
 /**
- * History on Redis: one script per step (`append.lua`, `history.lua`), one round trip per call.
+ * History on Redis: one script per step (`append.lua`, `history.lua`), one round trip per call;
+ * on one Redis the appends of a turn share one call (`append_many.lua`).
  *
  * Keys of room R (all in the room's slot, see `RedisConnection.roomKeys`):
  *   meta      hash   seq, epoch                     TTL historyTtlMs, refreshed by append;
@@ -15,6 +16,16 @@ import type { StoreOptions } from './stores.ts';
  * far as readers can tell (a lone history left by eviction is deleted when the meta is recreated).
  * A read of a room without meta creates it only when the room's presence (`pconn`) exists.
  */
+/** Most messages one `append_many` call carries (a turn's appends beyond it go in several calls). */
+const MAX_APPENDS_PER_CALL = 64;
+
+interface PendingAppend {
+  room: string;
+  entry: AppendEntry;
+  resolve(result: AppendResult): void;
+  reject(err: unknown): void;
+}
+
 export class HistoryRedis implements History {
   /**
    * Epoch candidates: a random prefix per process and a counter. Every append and read carries one
@@ -30,7 +41,48 @@ export class HistoryRedis implements History {
     private readonly opts: Pick<StoreOptions, 'historyMax' | 'historyTtlMs' | 'dedupeTtlMs'>,
   ) {}
 
-  async append(room: string, entry: AppendEntry): Promise<AppendResult> {
+  /** Appends waiting for the end of this turn, to go out as one `append_many` call. */
+  private pending: PendingAppend[] = [];
+
+  /**
+   * On one Redis the appends made in one turn (the publishes of a batch of requests) go out as one
+   * script call, `append_many`, in order: one command, one reply and one promise settled per
+   * message instead of a command each. On a Cluster, or waiting for replicas, each goes alone.
+   */
+  append(room: string, entry: AppendEntry): Promise<AppendResult> {
+    if (!this.conn.batchable) return this.appendOne(room, entry);
+    return new Promise((resolve, reject) => {
+      if (this.pending.push({ room, entry, resolve, reject }) === 1) queueMicrotask(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const all = this.pending;
+    this.pending = [];
+    for (let i = 0; i < all.length; i += MAX_APPENDS_PER_CALL) void this.appendMany(all.slice(i, i + MAX_APPENDS_PER_CALL));
+  }
+
+  private async appendMany(batch: PendingAppend[]): Promise<void> {
+    const o = this.opts;
+    const keys: string[] = [];
+    const args: (string | number)[] = [o.historyMax, o.historyTtlMs, o.dedupeTtlMs, this.epochCandidate()];
+    for (const { room, entry } of batch) {
+      const k = this.conn.roomKeys(room);
+      keys.push(k.meta, k.hist);
+      if (entry.dedupeKey !== undefined) keys.push(k.dedupe(entry.dedupeKey));
+      args.push(entry.head, entry.tail, entry.ts, entry.dedupeKey === undefined ? 0 : 1);
+    }
+    let out: (string | number)[];
+    try {
+      out = await this.conn.runVariadic<(string | number)[]>('append_many', keys, args);
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve({ seq: out[i * 4] as number, epoch: out[i * 4 + 1] as string, ts: out[i * 4 + 2] as string, duplicate: out[i * 4 + 3] === 1 }));
+  }
+
+  private async appendOne(room: string, entry: AppendEntry): Promise<AppendResult> {
     const k = this.conn.roomKeys(room);
     const keys = entry.dedupeKey === undefined ? [k.meta, k.hist] : [k.meta, k.hist, k.dedupe(entry.dedupeKey)];
     const o = this.opts;

@@ -105,6 +105,11 @@ export class RedisConnection {
     for (const name of SCRIPTS) {
       const lua = scriptSource(name);
       const most = Math.max(0, ...[...lua.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1])));
+      // A script that names no key by number takes any number of them (`runVariadic`).
+      if (most === 0) {
+        this.redis.defineCommand(`rt_${name}`, { lua });
+        this.defined.add(`rt_${name}`);
+      }
       for (let n = 1; n <= most; n++) {
         this.redis.defineCommand(`rt_${name}_${n}`, { lua, numberOfKeys: n });
         this.defined.add(`rt_${name}_${n}`);
@@ -132,6 +137,22 @@ export class RedisConnection {
   run<T>(name: string, keys: string[], args: Arg[]): Promise<T> {
     const command = (this.redis as unknown as Record<string, (...a: Arg[]) => Promise<T>>)[this.command(name, keys.length)]!;
     return this.call(command.call(this.redis, ...keys, ...args));
+  }
+
+  /**
+   * Runs script `name`, which takes any number of keys (it names none by number), on `keys` with
+   * `args`: one Redis only (`batchable`), since the keys may be in several slots.
+   */
+  runVariadic<T>(name: string, keys: string[], args: Arg[]): Promise<T> {
+    const id = `rt_${name}`;
+    if (!this.defined.has(id)) throw new Error(`no script ${name} taking any number of keys in shared/redis/`);
+    const command = (this.redis as unknown as Record<string, (...a: Arg[]) => Promise<T>>)[id]!;
+    return this.call(command.call(this.redis, keys.length, ...keys, ...args));
+  }
+
+  /** Whether calls may combine the keys of several rooms (one Redis, no replica wait): see `runVariadic`. */
+  get batchable(): boolean {
+    return !this.cluster && this.waitReplicas === 0;
   }
 
   /**

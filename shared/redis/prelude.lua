@@ -27,3 +27,36 @@ local function cap_index(hash, zset, max, ttl_ms)
   redis.call('PEXPIRE', hash, ttl_ms)
   redis.call('PEXPIRE', zset, ttl_ms)
 end
+
+-- Appends one message to a room's history (append.lua, append_many.lua): checks the dedupe record
+-- (`dedupe` may be nil), creates the history (new epoch: `epoch_candidate`) when it is missing,
+-- assigns the next seq, stores `head .. seq .. tail`, trims to `max`, refreshes the TTLs and
+-- records the dedupe key. Returns {seq, epoch, ts, duplicate (0|1)}; a duplicate returns the
+-- first append's seq, epoch and ts and writes nothing.
+local function append_entry(meta, hist, dedupe, head, tail, ts, max, ttl_ms, dedupe_ttl_ms, epoch_candidate)
+  if dedupe then
+    local seen = redis.call('GET', dedupe)
+    if seen then
+      local a = string.find(seen, '|', 1, true)
+      local b = string.find(seen, '|', a + 1, true)
+      return {tonumber(string.sub(seen, 1, a - 1)), string.sub(seen, a + 1, b - 1), string.sub(seen, b + 1), 1}
+    end
+  end
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = epoch_candidate
+    redis.call('HSET', meta, 'epoch', epoch, 'seq', 0)
+    -- Entries of a history whose meta is gone (evicted on its own) belong to no epoch now.
+    redis.call('DEL', hist)
+  end
+  local seq = redis.call('HINCRBY', meta, 'seq', 1)
+  local s = string.format('%d', seq)
+  redis.call('ZADD', hist, seq, s .. ':' .. head .. s .. tail)
+  redis.call('ZREMRANGEBYRANK', hist, 0, -(max + 1))
+  redis.call('PEXPIRE', meta, ttl_ms)
+  redis.call('PEXPIRE', hist, ttl_ms)
+  if dedupe then
+    redis.call('SET', dedupe, s .. '|' .. epoch .. '|' .. ts, 'PX', dedupe_ttl_ms)
+  end
+  return {seq, epoch, ts, 0}
+end

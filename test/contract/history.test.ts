@@ -57,6 +57,30 @@ contract('History', (t) => {
       expect(page.oldest).toBe(1);
     });
 
+    it('appends made in one turn, to several rooms, with and without cids, each get what they would alone', async () => {
+      const s = store();
+      const [r1, r2, r3] = [room(), room(), room()];
+      await fill(s, r3, 2);
+      const d = `dd-${randomId(6)}`;
+      // Made without awaiting in between: the Redis store sends these as one script call.
+      const calls = [
+        s.append(r1, { head, tail: tail('a'), ts: ts(1) }),
+        s.append(r2, { head, tail: tail('b'), ts: ts(2), dedupeKey: d }),
+        s.append(r1, { head, tail: tail('c'), ts: ts(3), dedupeKey: `${d}-1` }),
+        s.append(r2, { head, tail: tail('b again'), ts: ts(4), dedupeKey: d }),
+        s.append(r3, { head, tail: tail('d'), ts: ts(5) }),
+      ];
+      const [a, b, c, bAgain, e] = await Promise.all(calls);
+      expect([a!.seq, c!.seq, b!.seq, e!.seq]).toEqual([1, 2, 1, 3]);
+      expect([a!.duplicate, b!.duplicate, c!.duplicate, e!.duplicate]).toEqual([false, false, false, false]);
+      // The same cid later in the same turn is the first one's append: its seq, epoch and ts.
+      expect(bAgain).toEqual({ ...b!, duplicate: true });
+      expect(c!.epoch).toBe(a!.epoch);
+      expect((await s.history(r1, { limit: 10 })).entries).toEqual([head + 1 + tail('a'), head + 2 + tail('c')]);
+      expect((await s.history(r2, { limit: 10 })).entries).toEqual([head + 1 + tail('b')]);
+      expect(seqs((await s.history(r3, { limit: 10 })).entries)).toEqual([1, 2, 3]);
+    });
+
     it('concurrent appends get distinct contiguous seqs, stored in seq order', async () => {
       const s = store();
       const r = room();
