@@ -15,7 +15,7 @@ import { SUBPROTOCOL, isUserId } from '../shared/protocol/constants.ts';
 import { AuthError, Authenticator, NO_PATTERNS, tokenFrom, type Identity } from './auth.ts';
 import type { Boundary } from './boundary.ts';
 import type { UpgradeData } from './conn.ts';
-import { Exchange, answerInternal, statusLine } from './http.ts';
+import { Exchange, statusLine } from './http.ts';
 import { AddressLimiter, TrustedProxies } from './limits.ts';
 import type { GatewayStats } from './stats.ts';
 import { unavailableMessage, type Upstream } from './upstream.ts';
@@ -182,9 +182,10 @@ export class Admission {
   }
 
   /**
-   * The WebSocket upgrade (`open`: sockets this gateway holds). Credentials problems are reported
-   * after the upgrade, as close 4001 with a reason, so a browser (which sees no HTTP status of a
-   * failed upgrade) can tell them from network failures.
+   * The WebSocket upgrade (`open`: sockets this gateway holds), always answered at once, in this
+   * callback. Credentials problems are reported after the upgrade, as close 4001 with a reason, so
+   * a browser (which sees no HTTP status of a failed upgrade) can tell them from network failures;
+   * credentials that take a check (a JWT, a ticket) are checked while the socket opens.
    */
   upgrade(res: UWS.HttpResponse, req: UWS.HttpRequest, context: UWS.us_socket_context_t, open: number): void {
     const key = req.getHeader('sec-websocket-key');
@@ -208,34 +209,18 @@ export class Admission {
     if (session && session.length <= 64) data.session = session;
 
     const who = this.credentials(a.query, a.authorization, a.cookie, a.address);
-    if (!(who instanceof Promise)) {
-      if (who instanceof AuthError) {
-        data.authError = who.reason;
-        data.authFailure = who.kind;
-      } else data.identity = who;
-      res.upgrade(data, key, selected, extensions, context);
-      return;
-    }
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    who.then(
-      (identity) => {
-        data.identity = identity;
-      },
-      (err: unknown) => {
-        const refusedAuth = asAuthError(err);
-        data.authError = refusedAuth.reason;
-        data.authFailure = refusedAuth.kind;
-      },
-    ).finally(() => {
-      if (aborted) return;
-      res.cork(() => res.upgrade(data, key, selected, extensions, context));
-    }).catch((err: unknown) => {
-      this.boundary.failed('upgrade', err);
-      if (!aborted) answerInternal(res);
-    });
+    if (who instanceof AuthError) {
+      data.authError = who.reason;
+      data.authFailure = who.kind;
+    } else if (who instanceof Promise) {
+      // Checked after the upgrade: `open` waits for this. Upgrading from an async continuation
+      // (res.cork(() => res.upgrade(...)) after an await) hits a uWS bug in the version we run:
+      // cork() may read the new WebSocket's memory as the response's state and close the socket
+      // right after `open`, without a close frame (uNetworking/uWebSockets#1928). (uWS copies
+      // `data` at the upgrade: the outcome is applied to the socket's own copy, in `open`.)
+      data.credentials = who.then((identity) => identity, asAuthError);
+    } else data.identity = who;
+    res.upgrade(data, key, selected, extensions, context);
   }
 
   close(): void {

@@ -44,6 +44,12 @@ export interface UpgradeData {
   authFailure?: AuthFailure;
   /** `?session=` of the upgrade: the session to resume. */
   session?: string;
+  /** Credentials still being checked (a JWT, a ticket); `open` applies the outcome. */
+  credentials?: Promise<Identity | AuthError>;
+  /** Frames received while the credentials were checked; handled once the session is open. */
+  early?: string[];
+  /** Set by `close` on a socket that closed before it had a `Conn`. */
+  gone?: boolean;
   /** The connection, once open (uWS keeps this object per socket: no side table needed). */
   conn?: Conn;
 }
@@ -162,6 +168,25 @@ export class Connections {
   /** uWS `open`: refuses what admission marked, else opens (or resumes) the session. */
   open(ws: UWS.WebSocket<UpgradeData>): void {
     const data = ws.getUserData();
+    if (data.credentials) {
+      // Opened before its credentials were checked: continue once they are.
+      data.early = [];
+      void data.credentials
+        .then((who) => {
+          if (data.gone) return;
+          data.credentials = undefined;
+          if (who instanceof AuthError) {
+            data.authError = who.reason;
+            data.authFailure = who.kind;
+          } else data.identity = who;
+          ws.cork(() => this.open(ws));
+        })
+        .catch((err: unknown) => {
+          this.boundary.failed('open', err);
+          if (!data.gone) endInternal(ws);
+        });
+      return;
+    }
     if (!data.identity) {
       this.stats.connects.add('unauthorized');
       this.stats.authFailures.add(data.authFailure ?? 'missing');
@@ -178,6 +203,10 @@ export class Connections {
     this.stats.connects.add('accepted');
     const conn = new Conn(ws, randomId(12), data.identity, this.d.nodeId, limiter, this.stats);
     data.conn = conn;
+    if (data.early) {
+      conn.early = data.early;
+      data.early = undefined;
+    }
     this.all.add(conn);
     this.fanout.addConn(conn);
     this.armExpiry(conn);
@@ -230,8 +259,10 @@ export class Connections {
 
   /** uWS `message`. */
   message(ws: UWS.WebSocket<UpgradeData>, message: ArrayBuffer, isBinary: boolean): void {
-    const conn = ws.getUserData().conn;
-    if (!conn) return;
+    const data = ws.getUserData();
+    const conn = data.conn;
+    // No connection yet: its credentials are being checked (`early` is set), or it was refused.
+    if (!conn && !data.early) return;
     if (isBinary) {
       ws.end(CLOSE_CODES.UNSUPPORTED_DATA.code, 'binary frames are not supported');
       return;
@@ -241,6 +272,12 @@ export class Connections {
       return;
     }
     this.stats.bytesIn += message.byteLength;
+    if (!conn) {
+      // Kept, within the bound of frames before the welcome, for once the session is open.
+      if (data.early!.length >= MAX_EARLY_FRAMES) ws.end(CLOSE_CODES.POLICY_VIOLATION.code, 'too many frames before welcome');
+      else data.early!.push(decoder.decode(message));
+      return;
+    }
     if (conn.limiter) {
       const verdict = conn.limiter.check();
       if (verdict !== 'ok') {
@@ -502,8 +539,12 @@ export class Connections {
 
   /** uWS `close`. */
   close(ws: UWS.WebSocket<UpgradeData>): void {
-    const conn = ws.getUserData().conn;
-    if (!conn) return;
+    const data = ws.getUserData();
+    const conn = data.conn;
+    if (!conn) {
+      data.gone = true;
+      return;
+    }
     conn.closed = true;
     if (conn.expiryKey !== undefined) this.expiries.cancel(conn, conn.expiryKey);
     this.all.delete(conn);

@@ -2,10 +2,12 @@
  * Who may connect, what they may do, and what abuse gets (the Security section of the README).
  * Each rule has a test that fails if the rule is removed.
  */
+import WebSocket from 'ws';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { embeddedTarget, distributedTarget, type Target, type TargetEnv } from '../harness/targets.ts';
 import { TestClient, expectClosed } from '../harness/client.ts';
 import { TEST_SECRET, asymmetricKeys, hs256 } from '../harness/jwt.ts';
+import { until } from '../harness/wait.ts';
 
 const running: Target[] = [];
 const clients: TestClient[] = [];
@@ -79,6 +81,27 @@ describe('JWT credentials', () => {
       expect((await connect(gwK, { query: { token } })).welcome.user).toMatchObject({ id: `user-${alg}` });
       expect((await expectClosed(gwK, { query: { token: await hs256({ sub: 'x' }) } })).code).toBe(4001);
     }
+  });
+
+  it('frames sent while the JWT is being checked are kept and answered after the welcome', async () => {
+    const token = await hs256({ sub: 'eager', expiresIn: 60 });
+    const ws = new WebSocket(`${gw}/ws?token=${token}`);
+    const frames: { type: string; id?: number }[] = [];
+    ws.on('message', (d) => frames.push(JSON.parse(String(d)) as { type: string; id?: number }));
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    // Sent at once, in the same packet as the end of the upgrade as far as the server can tell.
+    ws.send(JSON.stringify({ type: 'join', room: 'eager-room', id: 1 }));
+    ws.send(JSON.stringify({ type: 'ping', id: 2 }));
+    await until('both answers', () => frames.length >= 3);
+    ws.terminate();
+    expect(frames[0]!.type).toBe('welcome');
+    expect(frames.slice(1).map((f) => `${f.type}:${f.id}`).sort()).toEqual(['pong:2', 'reply:1']);
+  });
+
+  it('many JWT connections opened at once are all welcomed (none closed right after the upgrade)', async () => {
+    const tokens = await Promise.all(Array.from({ length: 300 }, (_, i) => hs256({ sub: `many-${i}`, expiresIn: 60 })));
+    const opened = await Promise.all(tokens.map((token) => connect(gw, { query: { token } })));
+    expect(opened.map((c) => c.welcome.user.id)).toEqual(tokens.map((_, i) => `many-${i}`));
   });
 
   it('closes a connection with 4001 when its token expires', async () => {
