@@ -118,7 +118,7 @@ export class Admission {
     if (ticket) return this.redeemTicket(ticket, address);
     const token = tokenFrom(query, authorization, cookie, this.cfg.jwtCookie);
     if (token instanceof AuthError) return token;
-    if (token) return this.auth.verify(token);
+    if (token) return this.auth.check(token);
     const username = query.get('username');
     if (username === null) return new AuthError('missing', 'missing credentials');
     if (!this.cfg.allowAnonymous) return new AuthError('anonymous_disabled', 'anonymous access is disabled');

@@ -9,9 +9,9 @@
  * refused), `exp` when the connection must have refreshed its token. `iss`/`aud` are checked when configured; clock skew of
  * `JWT_CLOCK_SKEW_S` is allowed.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createHmac, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, errors as joseErrors, importSPKI, jwtVerify, type CryptoKey, type JWTVerifyGetKey } from 'jose';
+import { UnsecuredJWT, createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, importSPKI, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../shared/config.ts';
 import { isUserId, toWellFormed } from '../shared/protocol/constants.ts';
 import type { User } from '../shared/protocol/schemas.ts';
@@ -54,21 +54,23 @@ export const MAX_ROOM_PATTERN_LENGTH = 256;
 export class Authenticator {
   private constructor(
     /**
-     * A WebCrypto key imported once (or the JWKS lookup, which caches its imports): given raw
-     * bytes or a KeyObject, jose imports the key again on every verification, which was most of a
-     * connect's CPU (measure with `npm run bench`, scenario C, before changing this).
+     * RS256/ES256: a WebCrypto key imported once (or the JWKS lookup, which caches its imports):
+     * given a KeyObject, jose imports the key again on every verification.
      */
     private readonly key: Promise<CryptoKey> | JWTVerifyGetKey | undefined,
     private readonly algorithms: string[],
     private readonly cfg: Config,
+    /**
+     * HS256: the secret, for a signature check in this thread (`verifyHs256`). WebCrypto runs each
+     * HMAC as a thread-pool job: a hand-off to another thread and back per connection, which on a
+     * busy core (or a pod limited to one) cost more than the whole rest of a connect.
+     */
+    private readonly secret?: Buffer,
   ) {}
 
   /** Loads the configured key; throws a message naming the variable when a key file is unusable. */
   static fromConfig(cfg: Config): Authenticator {
-    if (cfg.jwtSecret) {
-      const secret = new TextEncoder().encode(cfg.jwtSecret);
-      return new Authenticator(imported(crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])), ['HS256'], cfg);
-    }
+    if (cfg.jwtSecret) return new Authenticator(undefined, ['HS256'], cfg, Buffer.from(cfg.jwtSecret, 'utf8'));
     if (cfg.jwtPublicKeyFile) {
       let pem: string;
       let key: KeyObject;
@@ -96,13 +98,34 @@ export class Authenticator {
   }
 
   get enabled(): boolean {
-    return this.key !== undefined;
+    return this.key !== undefined || this.secret !== undefined;
   }
 
   /** Verifies a JWT and returns its identity; rejects with AuthError. Never logs the token. */
   async verify(token: string): Promise<Identity> {
-    if (!this.key) throw new AuthError('invalid_token', 'token authentication is not configured');
-    if (token.length > MAX_TOKEN_LENGTH) throw new AuthError('invalid_token', 'token too long');
+    const checked = this.check(token);
+    if (checked instanceof AuthError) throw checked;
+    return checked;
+  }
+
+  /**
+   * `verify`, answered at once where no await is needed (HS256, and every refusal found before
+   * the signature): an Identity or the AuthError, else a promise (RS256/ES256, JWKS).
+   */
+  check(token: string): Identity | AuthError | Promise<Identity> {
+    if (!this.enabled) return new AuthError('invalid_token', 'token authentication is not configured');
+    if (token.length > MAX_TOKEN_LENGTH) return new AuthError('invalid_token', 'token too long');
+    if (this.secret) {
+      try {
+        return this.identityOf(this.verifyHs256(token, this.secret));
+      } catch (err) {
+        return err instanceof AuthError ? err : joseRefusal(err);
+      }
+    }
+    return this.verifyWithJose(token);
+  }
+
+  private async verifyWithJose(token: string): Promise<Identity> {
     let payload;
     try {
       const key = typeof this.key === 'function' ? this.key : await this.key;
@@ -113,8 +136,38 @@ export class Authenticator {
         clockTolerance: this.cfg.jwtClockSkewS,
       }));
     } catch (err) {
-      throw new AuthError(err instanceof joseErrors.JWTExpired ? 'expired' : 'invalid_token', describeJoseError(err));
+      throw joseRefusal(err);
     }
+    return this.identityOf(payload);
+  }
+
+  /**
+   * An HS256 JWS checked with node:crypto in this thread, then its claims by jose: the verified
+   * payload goes to jose's `UnsecuredJWT.decode` under a header of its own, so `exp`, `nbf`, `iss`,
+   * `aud` and the clock skew are validated by the same code as every other token. The token's own
+   * header must say HS256 and carry nothing that changes how it is read (`crit`, `b64`).
+   */
+  private verifyHs256(token: string, secret: Buffer): JWTPayload {
+    const dot1 = token.indexOf('.');
+    const dot2 = token.indexOf('.', dot1 + 1);
+    if (dot1 < 0 || dot2 < 0 || token.indexOf('.', dot2 + 1) >= 0) throw new joseErrors.JWSInvalid('not a compact JWS');
+    const header = decodeProtectedHeader(token);
+    if (header.alg !== 'HS256') throw new joseErrors.JOSEAlgNotAllowed('alg not allowed');
+    if (header.crit !== undefined || header.b64 !== undefined) throw new joseErrors.JWSInvalid('unsupported header parameter');
+    const signature = token.slice(dot2 + 1);
+    if (!BASE64URL.test(signature)) throw new joseErrors.JWSInvalid('signature is not base64url');
+    const expected = createHmac('sha256', secret).update(token.slice(0, dot2)).digest();
+    const given = Buffer.from(signature, 'base64url');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new joseErrors.JWSSignatureVerificationFailed();
+    return UnsecuredJWT.decode(`${NONE_HEADER}.${token.slice(dot1 + 1, dot2)}.`, {
+      issuer: this.cfg.jwtIssuer,
+      audience: this.cfg.jwtAudience,
+      clockTolerance: this.cfg.jwtClockSkewS,
+    }).payload;
+  }
+
+  /** The identity a verified payload describes; throws AuthError for claims rt itself needs. */
+  private identityOf(payload: JWTPayload): Identity {
     const { sub, name, rooms, exp } = payload as { sub?: unknown; name?: unknown; rooms?: unknown; exp?: unknown };
     if (!isUserId(sub)) throw new AuthError('invalid_token', 'token has no valid sub');
     // jose checked that a present `exp` is a number; one past what a Date can hold is refused here.
@@ -134,6 +187,14 @@ export class Authenticator {
       expiresAt,
     };
   }
+}
+
+/** The header under which a verified payload is handed to jose's claim validation. */
+const NONE_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+function joseRefusal(err: unknown): AuthError {
+  return new AuthError(err instanceof joseErrors.JWTExpired ? 'expired' : 'invalid_token', describeJoseError(err));
 }
 
 /** A key import that cannot fail later as an unhandled rejection (a failure shows at the first verification). */
