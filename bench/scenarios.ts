@@ -47,6 +47,8 @@ export interface ScenarioParams {
   roomWindow: number;
   /** Concurrent connection attempts while ramping up. */
   connectConcurrency: number;
+  /** C: connections opened and closed before the measured ramp, to warm the target's code. */
+  warmConnections: number;
   /** Length of `content` of every published message. */
   contentLength: number;
 }
@@ -65,6 +67,7 @@ export const FULL: ScenarioParams = {
   roomSize: 10,
   roomWindow: 8,
   connectConcurrency: 256,
+  warmConnections: 2000,
   contentLength: 32,
 };
 
@@ -293,14 +296,21 @@ export async function idleScenario(ctx: Context): Promise<Figures> {
   const counters = new Counters();
   const ours = OURS.includes(target.name);
   // Signed before the clock starts: the load generator's signing is not the server's cost.
-  let tokens: string[] = [];
-  if (ours) {
+  const sign = async (count: number, subject: (i: number) => string): Promise<string[]> => {
+    if (!ours) return [];
     const key = new TextEncoder().encode(JWT_SECRET);
     const exp = Math.floor(Date.now() / 1000) + 3600;
-    tokens = await Promise.all(
-      Array.from({ length: n }, (_, i) => new SignJWT({ name: `c${i}` }).setProtectedHeader({ alg: 'HS256' }).setSubject(`c${i}-${tag}`).setExpirationTime(exp).sign(key)),
-    );
-  }
+    return Promise.all(Array.from({ length: count }, (_, i) => new SignJWT({ name: `c${i}` }).setProtectedHeader({ alg: 'HS256' }).setSubject(subject(i)).setExpirationTime(exp).sign(key)));
+  };
+  const tokens = await sign(n, (i) => `c${i}-${tag}`);
+  // Warm-up: every target is started afresh, and its processes' first connections run cold code
+  // (interpreted, then compiled): a cost of each process, not of each connection, that would
+  // weigh four times on the cluster's four Node processes. So p.warmConnections connect and
+  // leave first, through the same path, and the server settles before anything is measured.
+  const warmTokens = await sign(p.warmConnections, (i) => `warm${i}-${tag}`);
+  const warm = await connect(ctx, new Counters(), p.warmConnections, (i): Record<string, string> => (ours ? { token: warmTokens[i]! } : { username: `warm${i}-${tag}` }), 1);
+  closeAll(warm.clients);
+  await settleServer(target.pids);
   // The baseline after a full GC too: start-up garbage (module compilation) would otherwise be
   // freed by the later collection and hide connections' memory.
   await sleep(500);
@@ -309,16 +319,19 @@ export async function idleScenario(ctx: Context): Promise<Figures> {
   const socketRss0 = sum(target.socketPids());
   const allRss0 = sum(target.pids());
   const meter = new CpuMeter(target.pids).start();
+  const roleMeter = new RoleCpuMeter(target.rolePids).start();
   ctx.profiler?.start();
   const opened = await connect(ctx, counters, n, (i): Record<string, string> => (ours ? { token: tokens[i]! } : { username: `c${i}-${tag}` }), 1);
   const cpu = meter.read();
+  const perConnect = cpuPerDelivery(roleMeter.read(), opened.clients.length);
   await ctx.profiler?.stop('C-connect');
   const clients = opened.clients;
   try {
     const connRate = clients.length / (opened.elapsedMs / 1000);
     ctx.log(
       `  C ${clients.length} connected in ${(opened.elapsedMs / 1000).toFixed(2)} s = ${connRate.toFixed(0)}/s${ours ? ' (JWT)' : ''}, loadgen ${cpu.loadgen.toFixed(0)} % CPU, server ${cpu.server.toFixed(0)} %, other ${cpu.other.toFixed(0)} %` +
-        (opened.failures ? `, ${opened.failures} failed: ${opened.firstError}` : ''),
+        (opened.failures ? `, ${opened.failures} failed: ${opened.firstError}` : '') +
+        describeRoles(perConnect).replace('per delivery', 'per connection'),
     );
     await forEachLimit(clients, 500, (c, i) => c.join(`c-${tag}-${i % p.idleRooms}`));
     for (const c of clients) c.capture = 0;
