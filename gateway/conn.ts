@@ -32,6 +32,8 @@ import { unavailableMessage, type Upstream } from './upstream.ts';
 
 const decoder = new TextDecoder();
 const j = JSON.stringify;
+/** Sockets the slow-consumer check looks at per call (every 200 ms): about a millisecond's work. */
+const SLOW_CHECKS_PER_SWEEP = 4096;
 /** Frames a connection may send before its session is open; they are handled once it is. */
 const MAX_EARLY_FRAMES = 32;
 
@@ -145,6 +147,8 @@ export class Connections {
   private readonly boundary: Boundary;
   /** Connections whose credentials expire, on one timer. */
   private readonly expiries: Deadlines<Conn>;
+  /** Where the slow-consumer check goes on at its next call (a Set iterator survives changes). */
+  private slowSweep: Iterator<Conn> | undefined;
 
   constructor(private readonly d: ConnectionsDeps) {
     this.cfg = d.cfg;
@@ -603,9 +607,21 @@ export class Connections {
     });
   }
 
-  /** Closes, with 1013, every socket more than `limit` bytes behind. */
+  /**
+   * Closes, with 1013, sockets more than `limit` bytes behind: at most SLOW_CHECKS_PER_SWEEP of
+   * them per call, resuming where the last call stopped, so that a gateway holding many sockets
+   * spends a bounded time per timer tick (the whole set is covered every size / SLOW_CHECKS_PER_SWEEP
+   * ticks; uWS's own, higher limit holds a slow socket's buffer meanwhile).
+   */
   closeSlow(limit: number): void {
-    for (const conn of this.all) {
+    for (let checked = 0; checked < SLOW_CHECKS_PER_SWEEP; checked++) {
+      this.slowSweep ??= this.all.values();
+      const next = this.slowSweep.next();
+      if (next.done) {
+        this.slowSweep = undefined;
+        return;
+      }
+      const conn = next.value;
       if (conn.closed || conn.ws.getBufferedAmount() <= limit) continue;
       this.stats.slowConsumers++;
       conn.ws.end(CLOSE_CODES.TRY_AGAIN_LATER.code, 'slow consumer: reconnect and resume');
