@@ -97,6 +97,15 @@ export class HotHistogram {
     this.series(value).observe(seconds);
   }
 
+  /** For prom-client's `Registry.resetMetrics()`: every series back to zero (kept by their holders). */
+  reset(): void {
+    for (const s of this.all.values()) {
+      s.counts.fill(0);
+      s.sum = 0;
+      s.count = 0;
+    }
+  }
+
   /** Read by prom-client's Registry when it renders the metrics. */
   get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValueWithName<string>[] }> {
     const values: MetricValueWithName<string>[] = [];

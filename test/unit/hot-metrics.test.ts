@@ -28,6 +28,12 @@ describe('HotHistogram', () => {
         .sort();
     expect(samplesOf(await ours.metrics())).toEqual(samplesOf(await theirs.metrics()));
     expect(samplesOf(await ours.metrics())).toContain('rt_x_seconds_bucket{le="+Inf",node="n1",type="join"} 2.00000000000');
+    // Registry.resetMetrics() resets it like any prom-client metric.
+    ours.resetMetrics();
+    theirs.resetMetrics();
+    hot.observe('join', 1);
+    ref.observe({ type: 'join' }, 1);
+    expect(samplesOf(await ours.metrics()).filter((l) => l.includes('join'))).toEqual(samplesOf(await theirs.metrics()).filter((l) => l.includes('join')));
   });
 });
 
