@@ -31,7 +31,8 @@ export function timed<T extends object>(target: T, histogram: HotHistogram): T {
   const wrapped = Object.create(target) as Record<string, unknown>;
   for (let proto: object | null = target; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
     for (const name of Object.getOwnPropertyNames(proto)) {
-      const value = (target as Record<string, unknown>)[name];
+      // Accessors (a store's `size`) are left to the prototype chain, and not called here.
+      const value = Object.getOwnPropertyDescriptor(proto, name)?.value as unknown;
       if (name === 'constructor' || typeof value !== 'function' || Object.hasOwn(wrapped, name)) continue;
       const series = histogram.series(name);
       wrapped[name] = (...args: unknown[]) => {

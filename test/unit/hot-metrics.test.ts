@@ -60,6 +60,9 @@ describe('timed', () => {
     size(): number {
       return this.calls;
     }
+    get doubled(): number {
+      return this.calls * 2;
+    }
   }
 
   it('observes every call by method name and keeps the methods working on the store', async () => {
@@ -73,5 +76,7 @@ describe('timed', () => {
     expect(store.calls).toBe(2);
     expect(h.series('get').count).toBe(2);
     expect(h.series('size').count).toBe(1);
+    expect(t.doubled).toBe(4);
+    expect(h.series('doubled').count).toBe(0);
   });
 });
