@@ -2,6 +2,7 @@ import type { AppendEntry, AppendResult, History, HistoryPage, HistoryQuery } fr
 import { randomId } from './ids.ts';
 import type { RedisConnection } from './redis-connection.ts';
 import type { StoreOptions } from './stores.ts';
+import { TurnBatch } from './turn-batch.ts';
 
 /**
  * History on Redis: one script per step (`append.lua`, `history.lua`), one round trip per call;
@@ -22,8 +23,6 @@ const MAX_APPENDS_PER_CALL = 64;
 interface PendingAppend {
   room: string;
   entry: AppendEntry;
-  resolve(result: AppendResult): void;
-  reject(err: unknown): void;
 }
 
 export class HistoryRedis implements History {
@@ -41,8 +40,8 @@ export class HistoryRedis implements History {
     private readonly opts: Pick<StoreOptions, 'historyMax' | 'historyTtlMs' | 'dedupeTtlMs'>,
   ) {}
 
-  /** Appends waiting for the end of this turn, to go out as one `append_many` call. */
-  private pending: PendingAppend[] = [];
+  /** Appends of this turn, to go out as one `append_many` call. */
+  private readonly appends = new TurnBatch<PendingAppend, AppendResult>((batch) => this.appendMany(batch), MAX_APPENDS_PER_CALL);
 
   /**
    * On one Redis the appends made in one turn (the publishes of a batch of requests) go out as one
@@ -50,19 +49,10 @@ export class HistoryRedis implements History {
    * message instead of a command each. On a Cluster, or waiting for replicas, each goes alone.
    */
   append(room: string, entry: AppendEntry): Promise<AppendResult> {
-    if (!this.conn.batchable) return this.appendOne(room, entry);
-    return new Promise((resolve, reject) => {
-      if (this.pending.push({ room, entry, resolve, reject }) === 1) queueMicrotask(() => this.flush());
-    });
+    return this.conn.batchable ? this.appends.add({ room, entry }) : this.appendOne(room, entry);
   }
 
-  private flush(): void {
-    const all = this.pending;
-    this.pending = [];
-    for (let i = 0; i < all.length; i += MAX_APPENDS_PER_CALL) void this.appendMany(all.slice(i, i + MAX_APPENDS_PER_CALL));
-  }
-
-  private async appendMany(batch: PendingAppend[]): Promise<void> {
+  private async appendMany(batch: PendingAppend[]): Promise<AppendResult[]> {
     const o = this.opts;
     const keys: string[] = [];
     const args: (string | number)[] = [o.historyMax, o.historyTtlMs, o.dedupeTtlMs, this.epochCandidate()];
@@ -72,14 +62,8 @@ export class HistoryRedis implements History {
       if (entry.dedupeKey !== undefined) keys.push(k.dedupe(entry.dedupeKey));
       args.push(entry.head, entry.tail, entry.ts, entry.dedupeKey === undefined ? 0 : 1);
     }
-    let out: (string | number)[];
-    try {
-      out = await this.conn.runVariadic<(string | number)[]>('append_many', keys, args);
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-      return;
-    }
-    batch.forEach((p, i) => p.resolve({ seq: out[i * 4] as number, epoch: out[i * 4 + 1] as string, ts: out[i * 4 + 2] as string, duplicate: out[i * 4 + 3] === 1 }));
+    const out = await this.conn.runVariadic<(string | number)[]>('append_many', keys, args);
+    return batch.map((_, i) => ({ seq: out[i * 4] as number, epoch: out[i * 4 + 1] as string, ts: out[i * 4 + 2] as string, duplicate: out[i * 4 + 3] === 1 }));
   }
 
   private async appendOne(room: string, entry: AppendEntry): Promise<AppendResult> {

@@ -1,6 +1,7 @@
 import { listLimit, notificationBody, notificationTime, type NotificationBody, type Notifications, type StoredNotification } from './notifications.ts';
 import type { RedisConnection } from './redis-connection.ts';
 import type { StoreOptions } from './stores.ts';
+import { TurnBatch } from './turn-batch.ts';
 
 /**
  * Notifications on Redis.
@@ -62,9 +63,19 @@ export class NotificationsRedis implements Notifications {
     return { changed, unread };
   }
 
+  /** On one Redis the counts asked for in one turn (a burst of connects) go out as one `unread_many` call. */
   async notificationsUnread(userId: string): Promise<number> {
+    if (this.conn.batchable) return this.unreadCounts.add(userId);
     return this.conn.call(this.conn.redis.scard(this.keys(userId).unread));
   }
+
+  private readonly unreadCounts = new TurnBatch<string, number>((userIds) =>
+    this.conn.runVariadic<number[]>(
+      'unread_many',
+      userIds.map((u) => this.keys(u).unread),
+      [],
+    ),
+  );
 
   private keys(userId: string) {
     const tag = this.conn.userTag(userId);

@@ -2,6 +2,14 @@ import type { User } from './protocol/schemas.ts';
 import { bucketOf, INDEX_BUCKETS, type RedisConnection } from './redis-connection.ts';
 import { NODE_SWEEP_BATCH, SESSION_TTL_MS, type ExpiredSession, type Sessions } from './sessions.ts';
 import { byCodeUnit } from './stores.ts';
+import { TurnBatch } from './turn-batch.ts';
+
+interface NewSession {
+  sessionId: string;
+  user: User;
+  node: string;
+  connId: string;
+}
 
 /**
  * Sessions on Redis, one script per step (`session_*.lua`, `node_alive.lua`, `sweep_sessions.lua`).
@@ -28,16 +36,37 @@ import { byCodeUnit } from './stores.ts';
  * `sess:<sid>:rooms`, because session ids come from clients (`?session=`): the id "x:rooms" must
  * not name session x's rooms set. All times are Redis's (`now_ms()` in the scripts), so the
  * workers' clocks do not matter. Create, resume, room changes and detach are durable writes
- * (`runDurable`: with REDIS_WAIT_REPLICAS they are on the replicas before they resolve).
+ * (`runDurable`: with REDIS_WAIT_REPLICAS they are on the replicas before they resolve). On one
+ * Redis without replica waits, the creates of one turn (a burst of connects) go out as one
+ * `session_create_many` call.
  */
 export class SessionsRedis implements Sessions {
   constructor(private readonly conn: RedisConnection) {}
 
+  private readonly creates = new TurnBatch<NewSession, number>((batch) => this.createMany(batch));
+
   async sessionCreate(sessionId: string, user: User, node: string, connId: string): Promise<void> {
+    if (this.conn.batchable) {
+      await this.creates.add({ sessionId, user, node, connId });
+      return;
+    }
     const k = this.keys(sessionId);
     await this.conn.runDurable('session_create', [k.sess, k.rooms, k.detached, k.nodes, k.node(node)], [
       sessionId, user.id, user.name, node, connId, SESSION_TTL_MS, k.base,
     ]);
+  }
+
+  private async createMany(batch: NewSession[]): Promise<number[]> {
+    const keys: string[] = [];
+    const args: (string | number)[] = [SESSION_TTL_MS];
+    for (const { sessionId, user, node, connId } of batch) {
+      const k = this.keys(sessionId);
+      keys.push(k.sess, k.rooms, k.detached, k.nodes, k.node(node));
+      args.push(sessionId, user.id, user.name, node, connId, k.base);
+    }
+    const created = await this.conn.runVariadic<number>('session_create_many', keys, args);
+    if (created !== batch.length) throw new Error(`redis: session_create_many created ${created} of ${batch.length} sessions`);
+    return batch.map(() => 1);
   }
 
   async sessionResume(sessionId: string, user: User, node: string, connId: string): Promise<string[] | undefined> {

@@ -60,3 +60,26 @@ local function append_entry(meta, hist, dedupe, head, tail, ts, max, ttl_ms, ded
   end
   return {seq, epoch, ts, 0}
 end
+
+-- Creates a session attached to a connection on a gateway (session_create.lua,
+-- session_create_many.lua). An existing session with the same id is replaced, its rooms forgotten
+-- (ids are random 128-bit, so this only happens by mistake). Keys: the session hash, its rooms
+-- set, the bucket's detached zset, nodes zset and the node's set; `base` is the bucket's key base
+-- "<p>{s:B}:" (for the previous node's set, a key of the same slot).
+local function session_create(sess, rooms, detached, nodes, node_set, sid, uid, name, node, conn, ttl, base, now)
+  local old = redis.call('HMGET', sess, 'node', 'state')
+  if old[1] and old[2] == 'attached' and old[1] ~= node then
+    redis.call('SREM', base .. 'node:' .. old[1], sid)
+  end
+  redis.call('DEL', sess, rooms)
+  redis.call('ZREM', detached, sid)
+  redis.call('HSET', sess, 'uid', uid, 'name', name, 'node', node, 'conn', conn, 'state', 'attached')
+  redis.call('PEXPIRE', sess, ttl)
+  -- A node first seen here counts as alive from now on, so its sessions are swept if it never calls
+  -- nodeAlive. The node set's TTL is set when it is created only: nodeAlive renews it together with
+  -- its members' (see node_alive.lua), which keeps every member's TTL at least the set's.
+  redis.call('ZADD', nodes, 'NX', string.format('%d', now), node)
+  extend(nodes, ttl)
+  redis.call('SADD', node_set, sid)
+  if redis.call('PTTL', node_set) == -1 then redis.call('PEXPIRE', node_set, ttl) end
+end

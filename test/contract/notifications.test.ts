@@ -46,6 +46,15 @@ contract('Notifications', (t) => {
       expect((await list(s, a)).items.every((n) => !n.read)).toBe(true);
     });
 
+    it('unread counts asked for in one turn, for many users, are each that user’s', async () => {
+      const s = store();
+      const users = range(0, 39).map(() => user());
+      await s.notificationsAdd(users.flatMap((u, i) => range(1, i % 5).map((n) => ({ userId: u, notification: note(`n${n}`, n) }))));
+      await s.notificationsRead(users[3]!, { ids: ['n1'] });
+      const counts = await Promise.all([...users, users[3]!, user()].map((u) => s.notificationsUnread(u)));
+      expect(counts).toEqual([...users.map((_, i) => (i === 3 ? 2 : i % 5)), 2, 0]);
+    });
+
     it('user ids with any characters are kept apart', async () => {
       const s = store();
       const base = user();

@@ -84,6 +84,44 @@ contract('Sessions', (t) => {
       expect(await s.sessionResume(id, bob, node(), 'c3')).toEqual([]);
     });
 
+    it('sessions created in one turn, over many buckets and nodes, are each as if created alone', async () => {
+      const [a, b] = twin();
+      const [dead, live] = [node(), node()];
+      await a.nodeAlive(dead);
+      await a.nodeAlive(live);
+      // One session already attached on the dead node is created again, on the live node, in the turn.
+      const moved = sid();
+      await a.sessionCreate(moved, alice, dead, 'c-old');
+      await a.sessionAddRoom(moved, 'r-old');
+      const onDead = range(0, 19).map(() => sid());
+      const onLive = range(0, 19).map(() => sid());
+      const twice = sid();
+      await Promise.all([
+        ...onDead.map((id, i) => a.sessionCreate(id, i % 2 ? alice : bob, dead, `c-${id}`)),
+        ...onLive.map((id) => a.sessionCreate(id, bob, live, `c-${id}`)),
+        a.sessionCreate(moved, bob, live, 'c-new'),
+        // The same id twice in one turn: the later create is the session.
+        a.sessionCreate(twice, alice, dead, 'c-first'),
+        a.sessionCreate(twice, bob, live, 'c-second'),
+      ]);
+      for (const [i, id] of onDead.entries()) {
+        expect(await b.sessionResume(id, i % 2 ? bob : alice, dead, 'c-x')).toBeUndefined();
+        expect(await b.sessionDetach(id, 'c-x', 60_000)).toBe(false);
+      }
+      expect(await b.sessionResume(moved, alice, live, 'c-x')).toBeUndefined();
+      expect(await b.sessionResume(twice, alice, live, 'c-x')).toBeUndefined();
+      expect(await b.sessionDetach(twice, 'c-first', 60_000)).toBe(false);
+      // The dead node's sessions are handed out by the sweep; the moved one and the twice-created
+      // one (both on the live node now) and the live node's are not.
+      const opts = { nodeTimeoutMs: 300, graceMs: 100, leaseMs: 60_000, limit: 100 };
+      const got = await sweepUntil([a, b], opts, onDead.length, () => b.nodeAlive(live));
+      expect([...got.keys()].sort()).toEqual([...onDead].sort());
+      for (const [i, id] of onDead.entries()) expect(got.get(id)).toEqual({ sessionId: id, user: i % 2 ? alice : bob, rooms: [] });
+      for (const id of onLive) expect(await b.sessionResume(id, bob, live, `c2-${id}`)).toEqual([]);
+      expect(await b.sessionResume(moved, bob, live, 'c-new2')).toEqual([]);
+      expect(await b.sessionDetach(twice, 'c-second', 60_000)).toBe(true);
+    });
+
     it('detach: only by the attached connection, and once', async () => {
       const s = store();
       const id = sid();
