@@ -93,6 +93,9 @@ export function normalizeAddress(addr: string): string {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
+/** Most addresses TrustedProxies remembers its answer for. */
+const TRUST_ANSWERS = 1024;
+
 /** Which peers may tell us the client address. Entries are addresses or CIDR subnets. */
 export class TrustedProxies {
   private readonly list = new BlockList();
@@ -107,13 +110,26 @@ export class TrustedProxies {
     this.any = entries.length > 0;
   }
 
+  /**
+   * Answers for recent addresses: behind a proxy every upgrade comes from one of a few peers, and
+   * BlockList.check parses the address into a new SocketAddress each time (a visible share of a
+   * connect's CPU). Emptied when full.
+   */
+  private readonly answers = new Map<string, boolean>();
+
   trusts(addr: string): boolean {
     if (!this.any) return false;
-    try {
-      return this.list.check(addr, isIPv6(addr) ? 'ipv6' : 'ipv4');
-    } catch {
-      return false;
+    let answer = this.answers.get(addr);
+    if (answer === undefined) {
+      try {
+        answer = this.list.check(addr, isIPv6(addr) ? 'ipv6' : 'ipv4');
+      } catch {
+        answer = false;
+      }
+      if (this.answers.size >= TRUST_ANSWERS) this.answers.clear();
+      this.answers.set(addr, answer);
     }
+    return answer;
   }
 
   /**
