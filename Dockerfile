@@ -37,9 +37,19 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 
 # ---- runtime
 FROM ${NODE_IMAGE}
+# jemalloc instead of glibc's malloc: a gateway's connects leave short-lived native garbage between
+# the allocations its sockets keep, and glibc keeps those pages resident; jemalloc, with a
+# background thread and a 1 s decay, returns them (bench C: a gateway's resident memory per idle
+# connection 4.1-4.7 KiB on glibc, 2.0-2.1 KiB on jemalloc). LD_PRELOAD= (empty) turns it off.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libjemalloc2 \
+ && rm -rf /var/lib/apt/lists/* \
+ && ln -s "$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2)" /usr/local/lib/libjemalloc.so.2
 ENV NODE_ENV=production \
     PORT=8080 \
-    METRICS_PORT=9090
+    METRICS_PORT=9090 \
+    LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 \
+    MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0
 WORKDIR /app
 # Owned by root and not writable by the process: the server writes nothing to disk.
 COPY --from=deps /app/node_modules ./node_modules

@@ -23,6 +23,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from '../tools/cluster.ts';
+import { allocatorName } from '../tools/allocator.ts';
 import { summarizeProfile } from './profile.ts';
 import { checks, checksTable, cpuPerDeliveryTable, cpuTable, regressionsText, resultsTable, type Results, type SavedRun } from './report.ts';
 import { until } from './loadgen/measure.ts';
@@ -127,6 +128,7 @@ const versions: Record<string, string> = {
   'nats-server': out('nats-server', ['--version']),
   'redis-server': out('redis-server', ['--version']).replace(/^Redis server /, ''),
   nginx: out(existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx', ['-v']).replace(/^nginx version: /, ''),
+  'allocator of every target Node process': allocatorName(),
 };
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cores} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}`;
 

@@ -18,6 +18,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { allocatorEnv } from '../tools/allocator.ts';
 import { startCluster, ROOT, type Cluster } from '../tools/cluster.ts';
 import { LocalProcess, freePort, httpStatus, onPath, startLocalRedis, waitFor, waitForPort, type Service } from '../tools/processes.ts';
 import { CONFIG_SPEC } from '../shared/config.ts';
@@ -87,9 +88,13 @@ export interface Target {
 
 const AGENT = join(ROOT, 'bench', 'agent.mjs');
 
-/** Every Node process of a target preloads the agent; ours also get the profile directory. */
+/**
+ * Every Node process of a target preloads the agent; ours also get the profile directory. All of
+ * them run on the allocator our image and startCluster use (tools/allocator.ts: jemalloc where it
+ * is installed), ours and the others alike.
+ */
 function agentEnv(o: TargetOptions, profiled: boolean): Record<string, string> {
-  return { NODE_OPTIONS: `--import=${AGENT}`, ...(profiled && o.cpuProfDir ? { RT_BENCH_PROFILE_DIR: o.cpuProfDir } : {}) };
+  return { NODE_OPTIONS: `--import=${AGENT}`, ...allocatorEnv(), ...(profiled && o.cpuProfDir ? { RT_BENCH_PROFILE_DIR: o.cpuProfDir } : {}) };
 }
 
 /** Sends SIGWINCH (a full GC, bench/agent.mjs) to the target's Node processes and lets it finish. */

@@ -7,6 +7,9 @@
  * NATS_CLUSTER=3 starts a NATS cluster of that many servers joined by routes instead of one
  * nats-server (tools/nats-cluster.ts); gateways and workers get all of them in NATS_URL.
  *
+ * Gateways and workers run on jemalloc where Debian's libjemalloc2 is installed, as in the image
+ * (tools/allocator.ts; RT_ALLOCATOR=system keeps glibc's malloc).
+ *
  * Also a library: `startCluster()` is what the end-to-end tests run (test/harness/cluster.ts).
  *
  * Run files live in one directory (default `.cluster/<port>/`): the rendered nginx config, its pid
@@ -18,6 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { allocatorEnv } from './allocator.ts';
 import { randomId } from '../shared/ids.ts';
 import {
   LocalProcess,
@@ -403,7 +407,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         log(name),
         {
           args: ['--import', 'tsx', `bin/${role}.ts`],
-          env: { ...env, ...own, NODE_ID: nodeId, NATS_URL: nats!.url, ...redisEnv },
+          env: { ...env, ...allocatorEnv(env), ...own, NODE_ID: nodeId, NATS_URL: nats!.url, ...redisEnv },
           detached,
         },
         timing,

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { JEMALLOC_CONF, jemallocPath } from '../../tools/allocator.ts';
 import { alive, descendants, httpStatus, waitFor } from '../../tools/processes.ts';
 import { TestClient, type Frame } from '../harness/client.ts';
 import { clusterLogs, startTestCluster, type Cluster } from '../harness/cluster.ts';
@@ -75,6 +76,16 @@ describe('cluster through nginx', () => {
     expect(await httpStatus(`${cluster.url}/healthz`)).toBe(200);
     expect(cluster.gateways).toHaveLength(2);
     expect(cluster.workers).toHaveLength(2);
+  });
+
+  it('runs its gateways and workers on jemalloc, as the image does (tools/allocator.ts)', () => {
+    const lib = jemallocPath();
+    expect(lib, 'libjemalloc2 is not installed (.ci/run installs it)').toBeDefined();
+    for (const n of [...cluster.gateways, ...cluster.workers]) {
+      const maps = readFileSync(`/proc/${n.pid!}/maps`, 'utf8');
+      expect(maps.includes('libjemalloc'), `${n.name} has no jemalloc mapped`).toBe(true);
+      expect(readFileSync(`/proc/${n.pid!}/environ`, 'utf8').split('\0')).toContain(`MALLOC_CONF=${JEMALLOC_CONF}`);
+    }
   });
 
   it('keeps a client address on one gateway and spreads addresses over the gateways', async () => {
