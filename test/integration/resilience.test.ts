@@ -5,9 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distributedTarget, embeddedTarget, type Target } from '../harness/targets.ts';
 import { TestClient } from '../harness/client.ts';
+import { waitFor } from '../../tools/processes.ts';
 
 describe('slow consumers', () => {
-  it('a client over MAX_BACKPRESSURE_BYTES is closed with 1013, the room keeps its pace, and the client recovers from history', async () => {
+  it('a client over MAX_BACKPRESSURE_BYTES is closed (1013, or 1006 past uWS cap), the room keeps its pace, and the client recovers from history', async () => {
     const t = await embeddedTarget({ MAX_BACKPRESSURE_BYTES: '65536' });
     try {
       const gw = t.gateways[0]!;
@@ -29,16 +30,29 @@ describe('slow consumers', () => {
       (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
       // Publish until the gateway gives up on it (loopback kernel buffers hold megabytes first).
       const slowClosed = async () => /rt_gateway_slow_consumers_total\S* (\d+)/.exec(await (await fetch(`${gw.replace(/^ws/, 'http')}/metrics`)).text())?.[1] === '1';
+      // Watched while the bursts go on, and read again the moment the gateway gave up: the 1013
+      // close frame waits behind the socket's backlog, and uWS cuts a closing socket that does not
+      // drain within its timeout (the client would see 1006), as it should for a client that
+      // never reads again.
+      let closed = false;
+      const watched = waitFor(slowClosed, { timeoutMs: 120_000, intervalMs: 20, what: 'the gateway to close the slow consumer' }).then(() => {
+        closed = true;
+        (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      });
       const rates: number[] = [];
       let lastSeq = 500;
-      while (!(await slowClosed())) {
+      while (!closed) {
         rates.push(await burst(500));
         lastSeq += 500;
         expect(lastSeq).toBeLessThan(40_000);
       }
+      await watched;
       const withSlow = rates.reduce((x, y) => x + y, 0) / rates.length;
-      (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
-      expect((await slow.waitClosed(10_000)).code).toBe(1013);
+      // 1013 as a rule. The close frame is queued behind the backlog; when that backlog grew past
+      // uWS's own cap (MAX_BACKPRESSURE_BYTES + 4 MiB here) before the 200 ms check saw it, the
+      // connection can end without the frame: 1006 (about 1 run in 5 here), as README's "A reader
+      // that has stopped reading" says. Either way the client resumes and recovers below.
+      expect([1013, 1006]).toContain((await slow.waitClosed(10_000)).code);
       console.log(`room throughput while one member stalls: ${withSlow.toFixed(0)} msg/s over ${lastSeq - 500} messages (before: ${baseline.toFixed(0)} msg/s)`);
       // The room did not wait for it: the others kept at least half their pace.
       expect(withSlow).toBeGreaterThan(baseline / 2);
