@@ -2,7 +2,7 @@
  * The gateway: owns the sockets, and nothing else. It wires the parts and owns their lifetime:
  *
  * - `Admission` (admission.ts): who may connect, by WebSocket or SSE; credentials and tickets;
- * - `Connections` (conn.ts): one `Conn` per socket and the protocol spoken with it;
+ * - `Connections` (connections.ts): one `Conn` per socket and the protocol spoken with it;
  * - `SseStreams` (sse.ts): the `/sse` endpoint;
  * - `Fanout` (fanout.ts): room streams and user events to local sockets, one uWS publish each;
  * - `Upstream` (upstream.ts): the requests to the workers;
@@ -24,7 +24,7 @@ import type { Logger } from '../shared/log.ts';
 import { CLOSE_CODES } from '../shared/protocol/codes.ts';
 import { Admission } from './admission.ts';
 import { Boundary } from './boundary.ts';
-import { Connections } from './conn.ts';
+import { Connections } from './connections.ts';
 import { Fanout } from './fanout.ts';
 import { GatewayRoutes } from './routes.ts';
 import { SseStreams } from './sse.ts';

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { NGINX_TEMPLATE } from '../../tools/cluster.ts';
+import { NGINX_TEMPLATE } from '../../tools/nginx.ts';
 
 /** Each `location` block of the template: its header line and its body up to the matching brace. */
 function locations(conf: string): { name: string; body: string }[] {

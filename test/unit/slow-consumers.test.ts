@@ -5,7 +5,8 @@
  * buffered amount and `end` matter to the check.
  */
 import { describe, expect, it } from 'vitest';
-import { Connections, type Conn, type ConnectionsDeps } from '../../gateway/conn.ts';
+import type { Conn } from '../../gateway/conn.ts';
+import { Connections, type ConnectionsDeps } from '../../gateway/connections.ts';
 import { GatewayStats } from '../../gateway/stats.ts';
 import { loadConfig } from '../../shared/config.ts';
 
