@@ -16,14 +16,12 @@ import { existsSync } from 'node:fs';
 /** jemalloc's settings (MALLOC_CONF): purge freed pages after 1 s, from a thread of its own. */
 export const JEMALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0';
 
-const ARCH: Partial<Record<NodeJS.Architecture, string>> = { x64: 'x86_64', arm64: 'aarch64' };
+/** Where the image's link (first) and Debian's libjemalloc2 put the library. */
+export const JEMALLOC_PATHS = ['/usr/local/lib/libjemalloc.so.2', '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2'];
 
-/** Where Debian's libjemalloc2 (and the image's link to it) put the library. */
+/** The installed library, if any. */
 export function jemallocPath(): string | undefined {
-  const candidates = ['/usr/local/lib/libjemalloc.so.2'];
-  const arch = ARCH[process.arch];
-  if (arch) candidates.push(`/usr/lib/${arch}-linux-gnu/libjemalloc.so.2`);
-  return candidates.find((p) => existsSync(p));
+  return JEMALLOC_PATHS.find((p) => existsSync(p));
 }
 
 /** The variables that put a server process on jemalloc, or none (not installed, opted out, or preloaded already). */

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
+import { JEMALLOC_CONF, JEMALLOC_PATHS } from '../../tools/allocator.ts';
 import { ROOT, checkEntryPoint, type Part } from './common.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -109,6 +110,17 @@ export function checkDockerfile(p: Part): { cmd: string[] } {
         if (!/\/healthz/.test(words[2])) p.problems.push(`Dockerfile:${hc.line}: the HEALTHCHECK should ask /healthz`);
       }
     }
+  }
+
+  // The allocator: the settings npm run cluster and the bench use (tools/allocator.ts), and a
+  // library that the stage installs.
+  const env = new Map<string, string>();
+  for (const i of final.filter((x) => x.op === 'ENV')) for (const m of i.args.matchAll(/(\w+)=(\S+)/g)) env.set(m[1]!, m[2]!);
+  if (env.get('MALLOC_CONF') !== JEMALLOC_CONF) p.problems.push(`Dockerfile: the final stage's MALLOC_CONF should be ${JEMALLOC_CONF} (tools/allocator.ts), not ${env.get('MALLOC_CONF') ?? 'unset'}`);
+  const preload = env.get('LD_PRELOAD');
+  if (!preload || !JEMALLOC_PATHS.includes(preload)) p.problems.push(`Dockerfile: the final stage's LD_PRELOAD should be one of ${JEMALLOC_PATHS.join(', ')}, not ${preload ?? 'unset'}`);
+  if (!final.some((i) => i.op === 'RUN' && /apt-get install\b.*\blibjemalloc2\b/.test(i.args) && (!preload || i.args.includes(preload)))) {
+    p.problems.push('Dockerfile: the final stage must install libjemalloc2 and put it where LD_PRELOAD says');
   }
 
   let cmd: string[] = [];
