@@ -34,9 +34,7 @@ describe('slow consumers', () => {
       // Publish until the gateway gives up on it (loopback kernel buffers hold megabytes first).
       const slowClosed = async () => /rt_gateway_slow_consumers_total\S* (\d+)/.exec(await (await fetch(`${gw.replace(/^ws/, 'http')}/metrics`)).text())?.[1] === '1';
       // Watched while the bursts go on, and read again the moment the gateway gave up: the 1013
-      // close frame waits behind the socket's backlog, and uWS cuts a closing socket that does not
-      // drain within its timeout (the client would see 1006), as it should for a client that
-      // never reads again.
+      // close frame waits behind the socket's backlog, which the client must drain to see it.
       let closed = false;
       const watched = waitFor(slowClosed, { timeoutMs: 120_000, intervalMs: 20, what: 'the gateway to close the slow consumer' }).then(() => {
         closed = true;
