@@ -57,24 +57,45 @@ export async function startLocalRedisCluster(opts: RedisClusterOptions = {}): Pr
     if (owned) rmSync(dir, { recursive: true, force: true });
   };
   try {
+    // Each node listens on two ports: its client port and its cluster bus port. Redis would take
+    // the bus port as client port + 10000, which may be out of range or held by another socket
+    // (an ephemeral port of some connection); so both are picked free here, and a node that still
+    // loses a port to someone else before it binds is started again on fresh ones.
+    const taken = new Set<number>();
+    const pick = async () => {
+      let port = await freePort();
+      while (taken.has(port)) port = await freePort();
+      taken.add(port);
+      return port;
+    };
     for (let i = 0; i < 6; i++) {
-      const port = await freePort();
-      const svc = localService(
-        {
-          scheme: 'redis',
-          bin: 'redis-server',
-          ...(opts.logs ? { logFile: join(dir, `redis-${port}.log`) } : {}),
-          ...(opts.detached ? { detached: true } : {}),
-          args: (p) => [
-            '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no',
-            '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${p}.conf`),
-            '--cluster-node-timeout', String(timeout), '--dir', dir,
-          ],
-        },
-        port,
-      );
-      await svc.start();
-      nodes.push(Object.assign(svc, { running: true }));
+      for (let attempt = 1; ; attempt++) {
+        const port = await pick();
+        const bus = await pick();
+        const svc = localService(
+          {
+            scheme: 'redis',
+            bin: 'redis-server',
+            ...(opts.logs ? { logFile: join(dir, `redis-${port}.log`) } : {}),
+            ...(opts.detached ? { detached: true } : {}),
+            args: (p) => [
+              '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+              '--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-config-file', join(dir, `nodes-${p}.conf`),
+              '--cluster-node-timeout', String(timeout), '--dir', dir,
+            ],
+          },
+          port,
+        );
+        try {
+          await svc.start();
+        } catch (err) {
+          rmSync(join(dir, `nodes-${port}.conf`), { force: true });
+          if (attempt < 5) continue;
+          throw err;
+        }
+        nodes.push(Object.assign(svc, { running: true }));
+        break;
+      }
     }
     const addrs = nodes.map((n) => `${n.host}:${n.port}`);
     await run('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 });
