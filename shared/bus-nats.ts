@@ -134,7 +134,10 @@ export class NatsBus implements Bus {
   #closed = false;
   #draining: Promise<void> | undefined;
   readonly #serving = new Set<Subscription>();
-  readonly #inFlight = new Set<Promise<void>>();
+  /** Handlers running (requests taken and not answered yet). */
+  #inFlight = 0;
+  /** The drain's wait for the running handlers, called when the last one ends. */
+  #idle: (() => void) | undefined;
   /** This connection's requests not settled yet, by id; failed all at once on disconnect or close. */
   readonly #waiting = new Map<number, Waiting>();
   readonly #outgoing = new Map<string, Outgoing>();
@@ -240,14 +243,14 @@ export class NatsBus implements Bus {
           this.#log?.error({ err, subject }, 'nats subscription error');
           return;
         }
-        if (this.#inFlight.size >= this.#maxInFlight) {
+        if (this.#inFlight >= this.#maxInFlight) {
           // Log the first drop of a burst and then every 1000th, not every one.
           if (this.stats.droppedRequests++ % 1000 === 0) {
-            this.#log?.warn({ subject, inFlight: this.#inFlight.size, dropped: this.stats.droppedRequests }, 'bus overloaded: request dropped');
+            this.#log?.warn({ subject, inFlight: this.#inFlight, dropped: this.stats.droppedRequests }, 'bus overloaded: request dropped');
           }
           return;
         }
-        this.#run(handler, msg);
+        void this.#run(handler, msg);
       },
     });
     const batchSub = this.#nc.subscribe(subject + BATCH_SUFFIX, {
@@ -390,27 +393,44 @@ export class NatsBus implements Bus {
     const reply = msg.reply;
     if (!reply) return;
     const ok = readRequests(msg.data, (id, payload) => {
-      if (this.#inFlight.size >= this.#maxInFlight) {
+      if (this.#inFlight >= this.#maxInFlight) {
         if (this.stats.droppedRequests++ % 1000 === 0) {
-          this.#log?.warn({ subject: msg.subject, inFlight: this.#inFlight.size, refused: this.stats.droppedRequests }, 'bus overloaded: request refused');
+          this.#log?.warn({ subject: msg.subject, inFlight: this.#inFlight, refused: this.stats.droppedRequests }, 'bus overloaded: request refused');
         }
         this.#answer(reply, id, AnswerStatus.Overloaded, EMPTY);
         return;
       }
-      const p: Promise<void> = (async () => handler(payload))()
-        .then(
-          (answer) => this.#answer(reply, id, AnswerStatus.Ok, answer),
-          (err: unknown) => {
-            this.stats.handlerErrors++;
-            this.#log?.error({ err, subject: msg.subject }, 'bus handler failed');
-            const text = err instanceof Error ? err.message : String(err);
-            this.#answer(reply, id, AnswerStatus.HandlerFailed, encoder.encode(text.slice(0, MAX_ERROR_BODY)));
-          },
-        )
-        .finally(() => this.#inFlight.delete(p));
-      this.#inFlight.add(p);
+      this.#inFlight++;
+      void this.#serveOne(handler, msg.subject, reply, id, payload);
     });
     if (!ok) this.#log?.warn({ subject: msg.subject }, 'malformed request batch');
+  }
+
+  /** One request of a batch: its answer (or its handler's failure) joins the turn's answers. */
+  async #serveOne(handler: RequestHandler, subject: string, reply: string, id: number, payload: Uint8Array): Promise<void> {
+    try {
+      let status = AnswerStatus.Ok;
+      let answer: Uint8Array;
+      try {
+        answer = await handler(payload);
+      } catch (err) {
+        this.stats.handlerErrors++;
+        this.#log?.error({ err, subject }, 'bus handler failed');
+        status = AnswerStatus.HandlerFailed;
+        answer = encoder.encode((err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_BODY));
+      }
+      this.#answer(reply, id, status, answer);
+    } finally {
+      this.#handled();
+    }
+  }
+
+  #handled(): void {
+    if (--this.#inFlight === 0 && this.#idle) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle();
+    }
   }
 
   #answer(reply: string, id: number, status: AnswerStatus, payload: Uint8Array): void {
@@ -470,7 +490,7 @@ export class NatsBus implements Bus {
     });
     const graceful = (async () => {
       await Promise.allSettled([...this.#serving].map((s) => s.drain()));
-      while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+      if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
       // Answers of the last handlers are waiting for the end of the turn: send them before the drain.
       this.#flushAnswers();
       if (!this.#nc.isClosed()) await this.#nc.drain();
@@ -481,7 +501,7 @@ export class NatsBus implements Bus {
     });
     const outcome = await Promise.race([graceful, deadline]);
     clearTimeout(timer);
-    if (outcome === 'timeout') this.#log?.warn({ inFlight: this.#inFlight.size }, 'nats drain timed out; closing');
+    if (outcome === 'timeout') this.#log?.warn({ inFlight: this.#inFlight }, 'nats drain timed out; closing');
     // nats.js' drain skips the close when its final flush fails (e.g. disconnected meanwhile).
     await this.close();
   }
@@ -491,21 +511,25 @@ export class NatsBus implements Bus {
     if (!this.#nc.isClosed()) await this.#nc.close();
   }
 
-  #run(handler: RequestHandler, msg: Msg): void {
-    const p: Promise<void> = (async () => handler(msg.data))()
-      .then(
-        (answer) => this.#respond(msg, answer),
-        (err: unknown) => {
-          this.stats.handlerErrors++;
-          this.#log?.error({ err, subject: msg.subject }, 'bus handler failed');
-          const h = headers();
-          h.set(ERROR_HEADER, 'handler');
-          const text = err instanceof Error ? err.message : String(err);
-          this.#respond(msg, encoder.encode(text.slice(0, MAX_ERROR_BODY)), h);
-        },
-      )
-      .finally(() => this.#inFlight.delete(p));
-    this.#inFlight.add(p);
+  /** A request sent alone (not in a batch): answered with a reply of its own. */
+  async #run(handler: RequestHandler, msg: Msg): Promise<void> {
+    this.#inFlight++;
+    try {
+      let answer: Uint8Array;
+      try {
+        answer = await handler(msg.data);
+      } catch (err) {
+        this.stats.handlerErrors++;
+        this.#log?.error({ err, subject: msg.subject }, 'bus handler failed');
+        const h = headers();
+        h.set(ERROR_HEADER, 'handler');
+        this.#respond(msg, encoder.encode((err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_BODY)), h);
+        return;
+      }
+      this.#respond(msg, answer);
+    } finally {
+      this.#handled();
+    }
   }
 
   #respond(msg: Msg, data: Uint8Array, h?: ReturnType<typeof headers>): void {
