@@ -38,7 +38,7 @@
  *   (A request that came alone, not in a batch, is dropped unanswered as before: it has no way to
  *   say "overloaded", and the requester sees a 'timeout'.)
  *
- * Batching. `request` does not send one NATS message per request: the requests made in one
+ * Batching (the requesting side in `bus-nats-requests.ts`). `request` does not send one NATS message per request: the requests made in one
  * event-loop turn to one subject go out together (`bus-batch.ts`, at most MAX_BATCH_ENTRIES each)
  * on `<subject>.batch`, with a reply subject `<this connection's inbox>.<batch number>`; the
  * serving side answers each batch with the answers finished in one turn, together. The queue
@@ -59,35 +59,8 @@ import {
 } from 'nats';
 import type { Logger } from './log.ts';
 import { BusError, type Bus, type BusSubscription, type RequestHandler } from './bus.ts';
-import { AnswerStatus, BatchWriter, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, readAnswers, readRequests } from './bus-batch.ts';
-
-/** Batches of requests to subject S travel on `S.batch`. */
-const BATCH_SUFFIX = '.batch';
-
-/** A request sent (or about to be) and not settled yet. */
-interface Waiting {
-  resolve(data: Uint8Array): void;
-  reject(err: BusError): void;
-  /** performance.now() after which it fails with 'timeout'. */
-  deadline: number;
-  timeoutMs: number;
-  subject: string;
-  /** Number of the batch it went out in; 0 while it waits to be sent. */
-  batch: number;
-}
-
-/** Requests to one subject gathered during this turn. */
-interface Outgoing {
-  writer: BatchWriter;
-  ids: number[];
-}
-
-/** A batch sent and not fully answered. */
-interface SentBatch {
-  ids: number[];
-  left: number;
-  timer: NodeJS.Timeout | undefined;
-}
+import { AnswerStatus, BatchWriter, readRequests } from './bus-batch.ts';
+import { BATCH_SUFFIX, BatchedRequests, toBusError } from './bus-nats-requests.ts';
 
 /** Header on a reply whose handler threw; its value names the failure kind. */
 export const ERROR_HEADER = 'rt-error';
@@ -121,7 +94,6 @@ export interface NatsBusStats {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const EMPTY = new Uint8Array(0);
 
 export class NatsBus implements Bus {
@@ -138,17 +110,11 @@ export class NatsBus implements Bus {
   #inFlight = 0;
   /** The drain's wait for the running handlers, called when the last one ends. */
   #idle: (() => void) | undefined;
-  /** This connection's requests not settled yet, by id; failed all at once on disconnect or close. */
-  readonly #waiting = new Map<number, Waiting>();
-  readonly #outgoing = new Map<string, Outgoing>();
-  readonly #sent = new Map<number, SentBatch>();
-  #nextId = 0;
-  #nextBatch = 0;
-  #flushScheduled = false;
+  /** This connection's requests, batched (bus-nats-requests.ts). */
+  readonly #requests: BatchedRequests;
   /** Answers of batched requests finished this turn, by reply subject. */
   readonly #answers = new Map<string, BatchWriter>();
   #answersScheduled = false;
-  readonly #inbox: string;
   readonly #reconnectListeners: (() => void)[] = [];
 
   static async connect(servers: string, opts: NatsBusOptions = {}): Promise<NatsBus> {
@@ -178,8 +144,15 @@ export class NatsBus implements Bus {
     // instead costs the refused requests their time in the queue to this worker.
     this.#maxInFlight = opts.maxInFlight ?? 4096;
     this.#drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
-    this.#inbox = createInbox();
-    nc.subscribe(`${this.#inbox}.*`, { callback: (err, msg) => (err ? this.#log?.error({ err }, 'nats inbox error') : this.#onAnswers(msg)) });
+    const inbox = createInbox();
+    this.#requests = new BatchedRequests(
+      inbox,
+      (subject) =>
+        this.#closed ? new BusError('closed', 'bus is closed') : this.#connected ? undefined : new BusError('disconnected', `not connected to NATS (request on ${subject})`),
+      (subject, data, reply) => nc.publish(subject, data, { reply }),
+      this.#log,
+    );
+    nc.subscribe(`${inbox}.*`, { callback: (err, msg) => (err ? this.#log?.error({ err }, 'nats inbox error') : this.#requests.onAnswers(msg)) });
     void this.#watchStatus();
     void nc.closed().then((err) => {
       this.#markClosed();
@@ -276,116 +249,7 @@ export class NatsBus implements Bus {
   }
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    if (this.#closed) return Promise.reject(new BusError('closed', 'bus is closed'));
-    if (!this.#connected) return Promise.reject(new BusError('disconnected', `not connected to NATS (request on ${subject})`));
-    return new Promise<Uint8Array>((resolve, reject) => {
-      // Ids are per connection; wrapping after 2^32 requests is harmless (the old one settled long ago).
-      this.#nextId = (this.#nextId + 1) >>> 0;
-      const id = this.#nextId;
-      this.#waiting.set(id, { resolve, reject, deadline: performance.now() + timeoutMs, timeoutMs, subject, batch: 0 });
-      let out = this.#outgoing.get(subject);
-      if (!out) {
-        out = { writer: new BatchWriter(), ids: [] };
-        this.#outgoing.set(subject, out);
-      }
-      out.writer.request(id, data);
-      out.ids.push(id);
-      if (out.ids.length >= MAX_BATCH_ENTRIES || out.writer.size >= MAX_BATCH_BYTES) this.#sendBatch(subject, out);
-      else if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        // The check phase, right after the poll phase that read this turn's client frames.
-        setImmediate(this.#flushRequests);
-      }
-    });
-  }
-
-  readonly #flushRequests = (): void => {
-    this.#flushScheduled = false;
-    for (const [subject, out] of this.#outgoing) if (out.ids.length > 0) this.#sendBatch(subject, out);
-  };
-
-  #sendBatch(subject: string, out: Outgoing): void {
-    const ids = out.ids;
-    out.ids = [];
-    const data = out.writer.take();
-    if (this.#closed || !this.#connected) {
-      const err = this.#closed ? new BusError('closed', 'bus is closed') : new BusError('disconnected', `not connected to NATS (request on ${subject})`);
-      for (const id of ids) this.#settle(id)?.reject(err);
-      return;
-    }
-    this.#nextBatch = (this.#nextBatch + 1) >>> 0;
-    const no = this.#nextBatch;
-    const batch: SentBatch = { ids, left: ids.length, timer: undefined };
-    this.#sent.set(no, batch);
-    for (const id of ids) this.#waiting.get(id)!.batch = no;
-    this.#armTimeout(no, batch);
-    try {
-      this.#nc.publish(subject + BATCH_SUFFIX, data, { reply: `${this.#inbox}.${no}` });
-    } catch (err) {
-      const e = toBusError(err, subject, 0);
-      for (const id of ids) this.#settle(id)?.reject(e instanceof BusError ? e : new BusError('disconnected', String(err)));
-    }
-  }
-
-  /** One timer per batch, at the earliest deadline of its requests still waiting. */
-  #armTimeout(no: number, batch: SentBatch): void {
-    let first = Infinity;
-    for (const id of batch.ids) {
-      const w = this.#waiting.get(id);
-      if (w && w.batch === no && w.deadline < first) first = w.deadline;
-    }
-    if (first === Infinity) {
-      this.#sent.delete(no);
-      return;
-    }
-    batch.timer = setTimeout(
-      () => {
-        batch.timer = undefined;
-        const now = performance.now();
-        for (const id of batch.ids) {
-          const w = this.#waiting.get(id);
-          if (w && w.batch === no && w.deadline <= now) {
-            this.#settle(id);
-            w.reject(new BusError('timeout', `no answer on ${w.subject} within ${w.timeoutMs} ms`));
-          }
-        }
-        if (this.#sent.has(no)) this.#armTimeout(no, batch);
-      },
-      Math.max(1, Math.ceil(first - performance.now())),
-    );
-  }
-
-  /** Forgets request `id` (and its batch once every request of it is settled); returns it if it was waiting. */
-  #settle(id: number): Waiting | undefined {
-    const w = this.#waiting.get(id);
-    if (!w) return undefined;
-    this.#waiting.delete(id);
-    const batch = w.batch === 0 ? undefined : this.#sent.get(w.batch);
-    if (batch && --batch.left === 0) {
-      clearTimeout(batch.timer);
-      this.#sent.delete(w.batch);
-    }
-    return w;
-  }
-
-  #onAnswers(msg: Msg): void {
-    const no = Number(msg.subject.slice(this.#inbox.length + 1));
-    if (msg.data.length === 0 && msg.headers?.code === 503) {
-      const batch = this.#sent.get(no);
-      for (const id of batch?.ids ?? []) {
-        const w = this.#settle(id);
-        w?.reject(new BusError('no_responders', `no responders on ${w.subject}`));
-      }
-      return;
-    }
-    const ok = readAnswers(msg.data, (id, status, payload) => {
-      const w = this.#settle(id);
-      if (!w) return; // timed out already
-      if (status === AnswerStatus.Ok) w.resolve(payload);
-      else if (status === AnswerStatus.Overloaded) w.reject(new BusError('overloaded', `the server of ${w.subject} is at its in-flight limit`));
-      else w.reject(new BusError('handler', `handler failed on ${w.subject}: ${decoder.decode(payload)}`));
-    });
-    if (!ok) this.#log?.warn({ subject: msg.subject }, 'malformed answer batch');
+    return this.#requests.request(subject, data, timeoutMs);
   }
 
   /** Runs each request of a batch (or refuses it past `maxInFlight`); answers go out per turn. */
@@ -417,7 +281,7 @@ export class NatsBus implements Bus {
         this.stats.handlerErrors++;
         this.#log?.error({ err, subject }, 'bus handler failed');
         status = AnswerStatus.HandlerFailed;
-        answer = encoder.encode((err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_BODY));
+        answer = failureBody(err);
       }
       this.#answer(reply, id, status, answer);
     } finally {
@@ -523,7 +387,7 @@ export class NatsBus implements Bus {
         this.#log?.error({ err, subject: msg.subject }, 'bus handler failed');
         const h = headers();
         h.set(ERROR_HEADER, 'handler');
-        this.#respond(msg, encoder.encode((err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_BODY)), h);
+        this.#respond(msg, failureBody(err), h);
         return;
       }
       this.#respond(msg, answer);
@@ -548,7 +412,7 @@ export class NatsBus implements Bus {
         case Events.Disconnect:
           if (this.#connected) this.stats.disconnects++;
           this.#connected = false;
-          this.#failPending(new BusError('disconnected', 'NATS connection lost while the request was in flight'));
+          this.#requests.failAll(new BusError('disconnected', 'NATS connection lost while the request was in flight'));
           this.#log?.warn({ server: s.data }, 'nats disconnected');
           break;
         case Events.Reconnect:
@@ -580,19 +444,7 @@ export class NatsBus implements Bus {
     if (this.#closed) return;
     this.#closed = true;
     this.#connected = false;
-    this.#failPending(new BusError('closed', 'bus closed while the request was in flight'));
-  }
-
-  #failPending(err: BusError): void {
-    const waiting = [...this.#waiting.values()];
-    this.#waiting.clear();
-    for (const batch of this.#sent.values()) clearTimeout(batch.timer);
-    this.#sent.clear();
-    for (const out of this.#outgoing.values()) {
-      out.ids = [];
-      out.writer.take();
-    }
-    for (const w of waiting) w.reject(err);
+    this.#requests.failAll(new BusError('closed', 'bus closed while the request was in flight'));
   }
 
   #assertOpen(): void {
@@ -601,20 +453,7 @@ export class NatsBus implements Bus {
   }
 }
 
-function toBusError(err: unknown, subject: string, timeoutMs: number): unknown {
-  switch ((err as Partial<NatsError> | undefined)?.code) {
-    case ErrorCode.Timeout:
-      return new BusError('timeout', `no answer on ${subject} within ${timeoutMs} ms`);
-    case ErrorCode.NoResponders:
-      return new BusError('no_responders', `no responders on ${subject}`);
-    case ErrorCode.ConnectionClosed:
-    case ErrorCode.ConnectionDraining:
-      return new BusError('closed', `bus is closed (${subject})`);
-    case ErrorCode.Disconnect:
-    case ErrorCode.ConnectionRefused:
-    case ErrorCode.ConnectionTimeout:
-      return new BusError('disconnected', `not connected to NATS (${subject})`);
-    default:
-      return err;
-  }
+/** What a failed handler's requester is told: its error's message, truncated. */
+function failureBody(err: unknown): Uint8Array {
+  return encoder.encode((err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_BODY));
 }
