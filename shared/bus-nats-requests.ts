@@ -51,7 +51,8 @@ export class BatchedRequests {
   #flushScheduled = false;
 
   /**
-   * `unavailable` says why a request cannot go out now (closed, disconnected), or nothing;
+   * `unavailable` says why a batch cannot go out now (closed, disconnected), or nothing: asked
+   * once per batch, when it is sent (the bus checks each request itself before `request`);
    * `publish` sends a batch with its reply subject.
    */
   constructor(
@@ -62,8 +63,6 @@ export class BatchedRequests {
   ) {}
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    const down = this.unavailable(subject);
-    if (down) return Promise.reject(down);
     return new Promise<Uint8Array>((resolve, reject) => {
       // Ids are per connection; wrapping after 2^32 requests is harmless (the old one settled long ago).
       this.#nextId = (this.#nextId + 1) >>> 0;

@@ -147,8 +147,7 @@ export class NatsBus implements Bus {
     const inbox = createInbox();
     this.#requests = new BatchedRequests(
       inbox,
-      (subject) =>
-        this.#closed ? new BusError('closed', 'bus is closed') : this.#connected ? undefined : new BusError('disconnected', `not connected to NATS (request on ${subject})`),
+      (subject) => (this.#closed || !this.#connected ? this.#unavailable(subject) : undefined),
       (subject, data, reply) => nc.publish(subject, data, { reply }),
       this.#log,
     );
@@ -249,6 +248,7 @@ export class NatsBus implements Bus {
   }
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.#closed || !this.#connected) return Promise.reject(this.#unavailable(subject));
     return this.#requests.request(subject, data, timeoutMs);
   }
 
@@ -445,6 +445,10 @@ export class NatsBus implements Bus {
     this.#closed = true;
     this.#connected = false;
     this.#requests.failAll(new BusError('closed', 'bus closed while the request was in flight'));
+  }
+
+  #unavailable(subject: string): BusError {
+    return this.#closed ? new BusError('closed', 'bus is closed') : new BusError('disconnected', `not connected to NATS (request on ${subject})`);
   }
 
   #assertOpen(): void {

@@ -29,6 +29,7 @@ import {
   descendants,
   externalService,
   freePort,
+  freePortNotIn,
   httpStatus,
   portAvailable,
   startLocalNats,
@@ -340,9 +341,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const node = async (role: 'gateway' | 'worker', i: number): Promise<Node> => {
       const name = `${role}-${i}`;
       const nodeId = `${role === 'gateway' ? 'gw' : 'wk'}${i}-${randomId(3)}`;
-      let port = await freePort();
-      while (taken.has(port)) port = await freePort();
-      taken.add(port);
+      const port = await freePortNotIn(taken);
       const own =
         role === 'gateway'
           ? { PORT: String(port), HOST: '127.0.0.1' }

@@ -9,7 +9,7 @@
  * its own ports (`servers[i].signal('SIGKILL')`, `servers[i].restart()`); a restarted member
  * rejoins the cluster through its routes.
  */
-import { freePort, localService, type Service } from './processes.ts';
+import { freePortNotIn, localService, type Service } from './processes.ts';
 
 export interface NatsCluster {
   /** Every server's client URL, comma-separated (a NATS_URL). */
@@ -108,7 +108,7 @@ async function monitor<T>(base: string, path: string): Promise<T | undefined> {
 }
 
 async function distinctFreePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
-  return [...ports];
+  const taken = new Set<number>();
+  while (taken.size < n) await freePortNotIn(taken);
+  return [...taken];
 }

@@ -29,6 +29,14 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/** A free port of 127.0.0.1 that is not in `taken`, added to it: ports for several servers at once. */
+export async function freePortNotIn(taken: Set<number>): Promise<number> {
+  let port = await freePort();
+  while (taken.has(port)) port = await freePort();
+  taken.add(port);
+  return port;
+}
+
 /** True when nothing listens on `host:port` and we may bind it. */
 export async function portAvailable(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {

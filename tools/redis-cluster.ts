@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { freePort, localService, onPath, waitFor, type Service } from './processes.ts';
+import { freePortNotIn, localService, onPath, waitFor, type Service } from './processes.ts';
 
 const run = promisify(execFile);
 
@@ -62,16 +62,10 @@ export async function startLocalRedisCluster(opts: RedisClusterOptions = {}): Pr
     // (an ephemeral port of some connection); so both are picked free here, and a node that still
     // loses a port to someone else before it binds is started again on fresh ones.
     const taken = new Set<number>();
-    const pick = async () => {
-      let port = await freePort();
-      while (taken.has(port)) port = await freePort();
-      taken.add(port);
-      return port;
-    };
     for (let i = 0; i < 6; i++) {
       for (let attempt = 1; ; attempt++) {
-        const port = await pick();
-        const bus = await pick();
+        const port = await freePortNotIn(taken);
+        const bus = await freePortNotIn(taken);
         const svc = localService(
           {
             scheme: 'redis',
