@@ -186,9 +186,9 @@ export class BatchedRequests {
     }
     for (const w of waiting) w.reject(err);
   }
-
 }
 
+/** A nats.js error as the BusError it means (timeout, no responders, closed, disconnected); any other error as it is. */
 export function toBusError(err: unknown, subject: string, timeoutMs: number): unknown {
   switch ((err as Partial<NatsError> | undefined)?.code) {
     case ErrorCode.Timeout:

@@ -38,13 +38,14 @@
  *   (A request that came alone, not in a batch, is dropped unanswered as before: it has no way to
  *   say "overloaded", and the requester sees a 'timeout'.)
  *
- * Batching (the requesting side in `bus-nats-requests.ts`). `request` does not send one NATS message per request: the requests made in one
- * event-loop turn to one subject go out together (`bus-batch.ts`, at most MAX_BATCH_ENTRIES each)
- * on `<subject>.batch`, with a reply subject `<this connection's inbox>.<batch number>`; the
- * serving side answers each batch with the answers finished in one turn, together. The queue
- * group hands each batch to one member. Timeouts stay per request (one timer per batch, re-armed
- * for the earliest deadline left); a batch nobody serves gets one no-responders status (503) on
- * its reply subject, which fails every request of that batch with 'no_responders'.
+ * Batching (the requesting side in `bus-nats-requests.ts`). `request` does not send one NATS
+ * message per request: the requests made in one event-loop turn to one subject go out together
+ * (`bus-batch.ts`, at most MAX_BATCH_ENTRIES each) on `<subject>.batch`, with a reply subject
+ * `<this connection's inbox>.<batch number>`; the serving side answers each batch with the
+ * answers finished in one turn, together. The queue group hands each batch to one member.
+ * Timeouts stay per request (one timer per batch, re-armed for the earliest deadline left); a
+ * batch nobody serves gets one no-responders status (503) on its reply subject, which fails every
+ * request of that batch with 'no_responders'.
  */
 import {
   connect,
