@@ -295,21 +295,23 @@ export async function idleScenario(ctx: Context): Promise<Figures> {
   const n = p.idleConnections;
   const counters = new Counters();
   const ours = OURS.includes(target.name);
-  // Signed before the clock starts: the load generator's signing is not the server's cost.
-  const sign = async (count: number, subject: (i: number) => string): Promise<string[]> => {
-    if (!ours) return [];
+  // The query of connection i of a round named `name`: a JWT with subject `<name><i>-<tag>` for
+  // ours, signed here, before the clock starts (the load generator's signing is not the server's
+  // cost); that name as `?username=` for the others.
+  const queries = async (name: string, count: number): Promise<(i: number) => Record<string, string>> => {
+    if (!ours) return (i) => ({ username: `${name}${i}-${tag}` });
     const key = new TextEncoder().encode(JWT_SECRET);
     const exp = Math.floor(Date.now() / 1000) + 3600;
-    return Promise.all(Array.from({ length: count }, (_, i) => new SignJWT({ name: `c${i}` }).setProtectedHeader({ alg: 'HS256' }).setSubject(subject(i)).setExpirationTime(exp).sign(key)));
+    const tokens = await Promise.all(Array.from({ length: count }, (_, i) => new SignJWT({ name: `c${i}` }).setProtectedHeader({ alg: 'HS256' }).setSubject(`${name}${i}-${tag}`).setExpirationTime(exp).sign(key)));
+    return (i) => ({ token: tokens[i]! });
   };
-  const tokens = await sign(n, (i) => `c${i}-${tag}`);
+  const measured = await queries('c', n);
   // Warm-up: every target is started afresh, and its processes' first connections run cold code
   // (interpreted, then compiled): a cost of each process, not of each connection, that would
   // weigh four times on the cluster's four Node processes. So p.warmConnections connect and
   // leave first, through the same path, and the server settles before anything is measured.
   const warmUp = async (round: string): Promise<void> => {
-    const warmTokens = await sign(p.warmConnections, (i) => `${round}${i}-${tag}`);
-    const warm = await connect(ctx, new Counters(), p.warmConnections, (i): Record<string, string> => (ours ? { token: warmTokens[i]! } : { username: `${round}${i}-${tag}` }), 1);
+    const warm = await connect(ctx, new Counters(), p.warmConnections, await queries(round, p.warmConnections), 1);
     closeAll(warm.clients);
     await settleServer(target.pids);
   };
@@ -332,7 +334,7 @@ export async function idleScenario(ctx: Context): Promise<Figures> {
   const meter = new CpuMeter(target.pids).start();
   const roleMeter = new RoleCpuMeter(target.rolePids).start();
   ctx.profiler?.start();
-  const opened = await connect(ctx, counters, n, (i): Record<string, string> => (ours ? { token: tokens[i]! } : { username: `c${i}-${tag}` }), 1);
+  const opened = await connect(ctx, counters, n, measured, 1);
   const cpu = meter.read();
   const perConnect = cpuPerDelivery(roleMeter.read(), opened.clients.length);
   await ctx.profiler?.stop('C-connect');
