@@ -324,7 +324,7 @@ ${cpuTable(saved)}
 
 ${cpuPerDeliveryTable(saved)}
 
-CPU time of each role's processes during the measured phase divided by the messages delivered meanwhile (every member counted). In D a publish is delivered to ${p.roomSize} members, so its cost per publish is ${p.roomSize}× these figures. Time spent waiting for the shared core is not CPU time: these are the work each role does, whatever the contention.
+CPU time of each role's processes during the measured phase divided by the messages delivered meanwhile (every member counted). In D a publish is delivered to ${p.roomSize} members, so its cost per publish is ${p.roomSize}× these figures. The C row is per connection opened in the measured ramp instead. Time spent waiting for the shared core is not CPU time: these are the work each role does, whatever the contention.
 
 ## Targets of the issue
 
