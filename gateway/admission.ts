@@ -192,16 +192,12 @@ export class Admission {
     const protocols = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
     const a = this.asking(res, req);
-    const refuse = (code: keyof typeof ERROR_CODES, message: string, result: string): void => {
-      this.stats.connects.add(result);
-      res.cork(() => res.writeStatus(statusLine(ERROR_CODES[code].status)).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { code, message } })));
-    };
     const refused = this.refusal(a, open);
-    if (refused) return refuse(refused.code, refused.message, refused.result);
+    if (refused) return this.refuseUpgrade(res, refused.code, refused.message, refused.result);
     let selected = '';
     if (protocols) {
       const offered = protocols.split(',').map((p) => p.trim());
-      if (!offered.includes(SUBPROTOCOL)) return refuse('bad_request', `unsupported subprotocol; this server speaks ${SUBPROTOCOL}`, 'bad_request');
+      if (!offered.includes(SUBPROTOCOL)) return this.refuseUpgrade(res, 'bad_request', `unsupported subprotocol; this server speaks ${SUBPROTOCOL}`, 'bad_request');
       selected = SUBPROTOCOL;
     }
     const data: UpgradeData = {};
@@ -221,6 +217,12 @@ export class Admission {
       data.credentials = who.then((identity) => identity, asAuthError);
     } else data.identity = who;
     res.upgrade(data, key, selected, extensions, context);
+  }
+
+  /** An upgrade answered with an HTTP error instead, counted in rt_gateway_connects_total as `result`. */
+  private refuseUpgrade(res: UWS.HttpResponse, code: keyof typeof ERROR_CODES, message: string, result: string): void {
+    this.stats.connects.add(result);
+    res.cork(() => res.writeStatus(statusLine(ERROR_CODES[code].status)).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { code, message } })));
   }
 
   close(): void {

@@ -247,18 +247,8 @@ export class RedisConnection {
    *   <p>{r:R}:typing    zset   userId → expiry ms             typing-redis.ts
    *   <p>{r:R}:tname     hash   userId → name                  typing-redis.ts
    */
-  roomKeys(room: string) {
-    const tag = `${this.prefix}{r:${escapeTag(room)}}`;
-    return {
-      meta: `${tag}:meta`,
-      hist: `${tag}:hist`,
-      dedupe: (key: string) => `${tag}:dd:${key}`,
-      pconn: `${tag}:pconn`,
-      pcount: `${tag}:pcount`,
-      pname: `${tag}:pname`,
-      typing: `${tag}:typing`,
-      tname: `${tag}:tname`,
-    };
+  roomKeys(room: string): RoomKeys {
+    return new RoomKeys(`${this.prefix}{r:${escapeTag(room)}}`);
   }
 
   /**
@@ -361,4 +351,41 @@ export function usersOf(flat: string[]): User[] {
   const users: User[] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) users.push({ id: flat[i]!, name: flat[i + 1]! });
   return users;
+}
+
+/** The keys of one room (`RedisConnection.roomKeys`), each named when asked for. */
+export class RoomKeys {
+  constructor(private readonly tag: string) {}
+
+  get meta(): string {
+    return `${this.tag}:meta`;
+  }
+
+  get hist(): string {
+    return `${this.tag}:hist`;
+  }
+
+  dedupe(key: string): string {
+    return `${this.tag}:dd:${key}`;
+  }
+
+  get pconn(): string {
+    return `${this.tag}:pconn`;
+  }
+
+  get pcount(): string {
+    return `${this.tag}:pcount`;
+  }
+
+  get pname(): string {
+    return `${this.tag}:pname`;
+  }
+
+  get typing(): string {
+    return `${this.tag}:typing`;
+  }
+
+  get tname(): string {
+    return `${this.tag}:tname`;
+  }
 }

@@ -41,7 +41,12 @@ interface NewSession {
  * `session_create_many` call.
  */
 export class SessionsRedis implements Sessions {
-  constructor(private readonly conn: RedisConnection) {}
+  /** Each bucket's keys, built once (a session step names five keys, on every connect and join). */
+  private readonly buckets: BucketKeys[];
+
+  constructor(private readonly conn: RedisConnection) {
+    this.buckets = Array.from({ length: INDEX_BUCKETS }, (_, b) => new BucketKeys(`${conn.bucketTag('s', b)}:`));
+  }
 
   private readonly creates = new TurnBatch<NewSession, number>((batch) => this.createMany(batch));
 
@@ -123,19 +128,39 @@ export class SessionsRedis implements Sessions {
     await this.conn.run('session_reaped', [k.sess, k.rooms, k.detached], [sessionId, k.base]);
   }
 
-  private keys(sessionId: string) {
-    const k = this.bucketKeys(bucketOf(sessionId));
-    return { ...k, sess: `${k.base}sess:${sessionId}`, rooms: `${k.base}rooms:${sessionId}` };
+  private keys(sessionId: string): SessionKeys {
+    return new SessionKeys(this.buckets[bucketOf(sessionId)]!.base, sessionId);
   }
 
-  private bucketKeys(bucket: number) {
-    const base = `${this.conn.bucketTag('s', bucket)}:`;
-    return {
-      base,
-      detached: `${base}detached`,
-      nodes: `${base}nodes`,
-      node: (node: string) => `${base}node:${node}`,
-    };
+  private bucketKeys(bucket: number): BucketKeys {
+    return this.buckets[bucket]!;
+  }
+}
+
+/** The keys of one bucket `<p>{s:B}:` (see SessionsRedis). */
+class BucketKeys {
+  readonly detached: string;
+  readonly nodes: string;
+
+  constructor(readonly base: string) {
+    this.detached = `${base}detached`;
+    this.nodes = `${base}nodes`;
+  }
+
+  node(node: string): string {
+    return `${this.base}node:${node}`;
+  }
+}
+
+/** A session's keys: its bucket's, and its own hash and rooms set. */
+class SessionKeys extends BucketKeys {
+  readonly sess: string;
+  readonly rooms: string;
+
+  constructor(base: string, sessionId: string) {
+    super(base);
+    this.sess = `${base}sess:${sessionId}`;
+    this.rooms = `${base}rooms:${sessionId}`;
   }
 }
 
