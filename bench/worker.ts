@@ -12,7 +12,6 @@
  *   npm run bench:worker -- --batch 2 --requests 10000 --rounds 8 --kinds open --stores redis
  *   npm run bench:worker -- --bus nats
  */
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { subjects } from '../shared/bus.ts';
@@ -125,7 +124,6 @@ async function measureOverNats(kind: 'open' | 'publish', redis: Service, nats: S
     args: ['--import', 'tsx', 'bin/worker.ts'],
     cwd: join(import.meta.dirname, '..'),
     env: { ...process.env, ...allocatorEnv(), NATS_URL: nats.url, REDIS_URL: redis.url, METRICS_PORT: String(metricsPort), LOG_LEVEL: 'warn', NODE_ID: 'bench-worker' },
-    logFile: join(tmpdir(), `rt-bench-worker-${process.pid}.log`),
   });
   const bus = await NatsBus.connect(nats.url, { name: 'bench-requester' });
   try {
@@ -136,6 +134,8 @@ async function measureOverNats(kind: 'open' | 'publish', redis: Service, nats: S
       for (let i = 0; i < reqs.length; i += batch) await Promise.all(reqs.slice(i, i + batch).map((d) => bus.request(subjects.requests, d, 10_000)));
     };
     return await rounds_(kind, 'redis', send, { worker: proc.pid, redis: redis.pid, nats: nats.pid }, false);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- the worker's last lines:\n${proc.tail(30)}`);
   } finally {
     await bus.close();
     await proc.stop();
