@@ -208,6 +208,12 @@ export function cpuTable(run: SavedRun): string {
 /** Roles in the order the CPU-per-delivery table lists them. */
 const ROLE_ORDER = ['embedded', 'gateway', 'worker', 'nats', 'redis', 'node', 'server'];
 
+/** A target's CPU-µs of a phase summed over its roles (each the median over runs); undefined without role figures. */
+function roleTotal(r: Results, t: TargetName, phase: string): number | undefined {
+  const medians = ROLE_ORDER.map((role) => median(r, t, `${phase}.us.${role}`)).filter((v) => v !== undefined);
+  return medians.length ? medians.reduce((sum, v) => sum + v, 0) : undefined;
+}
+
 /**
  * CPU-µs per delivered message of each role (median over runs), per phase and target: the figures
  * the capacity model in docs/scaling.md is built from, so that each run can be checked against it.
@@ -230,8 +236,7 @@ export function cpuPerDeliveryTable(run: SavedRun): string {
         if (v !== undefined) parts.push(`${role} ${v.toFixed(2)}`);
       }
       if (parts.length === 0) return '—';
-      const total = ROLE_ORDER.reduce((sum, role) => sum + (stat(figures[`${ph.key}.us.${role}`])?.median ?? 0), 0);
-      return `${parts.join(' · ')} (total ${total.toFixed(2)})`;
+      return `${parts.join(' · ')} (total ${roleTotal(run.results, t, ph.key)!.toFixed(2)})`;
     });
     if (cells.every((c) => c === '—')) continue;
     rows.push([ph.label, ...cells]);
@@ -303,18 +308,14 @@ export function checks(run: SavedRun): Check[] {
     // The same ratio read from the CPU each connect costs: what the rates would give if the
     // servers' shared core were the only limit (in C the load generator is often the embedded
     // mode's limit, and then the rate ratio flatters the cluster).
-    const perConnect = (t: TargetName) => {
-      const roles = Object.keys(r[t] ?? {}).filter((k) => k.startsWith('C.us.'));
-      return roles.length ? roles.reduce((sum, k) => sum + (median(r, t, k) ?? 0), 0) : undefined;
-    };
-    const clusterUs = perConnect('cluster');
-    const embeddedUs = perConnect('embedded');
+    const clusterUs = roleTotal(r, 'cluster', 'C');
+    const embeddedUs = roleTotal(r, 'embedded', 'C');
     absCheck(
       'C CPU-µs per connection: embedded ÷ cluster (the connections/s ratio on a core the servers saturate; our reading)',
       clusterUs && embeddedUs !== undefined ? embeddedUs / clusterUs : undefined,
       (x) => x >= 0.5,
       '≥ 0.5×',
-      (x) => `${x.toFixed(2)}× (${embeddedUs!.toFixed(0)} ÷ ${clusterUs!.toFixed(0)})`,
+      (x) => `${shown(x, 0.5)}× (${embeddedUs!.toFixed(0)} ÷ ${clusterUs!.toFixed(0)})`,
     );
   }
   if (has('D')) {

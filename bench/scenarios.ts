@@ -369,7 +369,7 @@ export async function idleScenario(ctx: Context): Promise<Figures> {
       'C.lg': cpu.loadgen,
       'C.srv': cpu.server,
       'C.oth': cpu.other,
-      ...Object.fromEntries(Object.entries(perConnect).map(([k, v]) => [`C.${k}`, v])),
+      ...prefixed('C', perConnect),
     };
   } finally {
     closeAll(clients);

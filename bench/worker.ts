@@ -26,6 +26,7 @@ import { allocatorEnv } from '../tools/allocator.ts';
 import { LocalProcess, freePort, httpStatus, startLocalNats, startLocalRedis, waitFor, type Service } from '../tools/processes.ts';
 import { Worker } from '../worker/worker.ts';
 import { cpuSeconds } from './loadgen/measure.ts';
+import { stat } from './report.ts';
 import { pinTo, tasksetAvailable } from './targets.ts';
 
 const { values: args } = parseArgs({
@@ -79,22 +80,26 @@ interface Row {
   nats: number[];
 }
 
-/** Sends one round's requests, `batch` at a time, and waits for every answer. */
-type Sender = (reqs: Uint8Array[]) => Promise<void>;
-
-async function rounds_(kind: 'open' | 'publish', storeKind: string, send: Sender, pids: { worker?: number; redis?: number; nats?: number }, inProcess: boolean): Promise<Row> {
+/**
+ * Sends the rounds' requests, `batch` at a time (each batch answered before the next), and counts
+ * CPU per request: the worker's is this process's own unless `pids.worker` says it is another.
+ */
+async function runRounds(kind: 'open' | 'publish', storeKind: string, ask: (request: Uint8Array) => Promise<unknown>, pids: { worker?: number; redis?: number; nats?: number }): Promise<Row> {
   const row: Row = { kind, stores: storeKind, worker: [], redis: [], nats: [] };
   const cpu = (pid: number | undefined) => (pid ? cpuSeconds(pid) * 1e6 : 0);
+  const ownCpu = () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  const workerCpu = () => (pids.worker ? cpu(pids.worker) : ownCpu());
   for (let r = 0; r < rounds; r++) {
     const reqs = requests(kind, `${storeKind}${r}`);
     const redis0 = cpu(pids.redis);
     const nats0 = cpu(pids.nats);
-    const worker0 = inProcess ? process.cpuUsage() : undefined;
-    const workerPid0 = cpu(pids.worker);
-    await send(reqs);
-    const own = worker0 ? process.cpuUsage(worker0) : undefined;
+    const worker0 = workerCpu();
+    for (let i = 0; i < reqs.length; i += batch) await Promise.all(reqs.slice(i, i + batch).map(ask));
     if (r < warmup) continue;
-    row.worker.push((own ? own.user + own.system : cpu(pids.worker) - workerPid0) / reqs.length);
+    row.worker.push((workerCpu() - worker0) / reqs.length);
     if (pids.redis) row.redis.push((cpu(pids.redis) - redis0) / reqs.length);
     if (pids.nats) row.nats.push((cpu(pids.nats) - nats0) / reqs.length);
   }
@@ -105,10 +110,7 @@ async function measure(kind: 'open' | 'publish', storeKind: 'memory' | 'redis', 
   const stores: Stores = storeKind === 'redis' ? redisStores(redis!.url, { keyPrefix: `wb${Date.now()}:` }) : memoryStores();
   const worker = new Worker(new MemoryBus(), stores, createLogger('bench-worker', 'warn'), { processMetrics: false, sweepIntervalMs: 0 });
   try {
-    const send: Sender = async (reqs) => {
-      for (let i = 0; i < reqs.length; i += batch) await Promise.all(reqs.slice(i, i + batch).map((d) => worker.handle(d)));
-    };
-    return await rounds_(kind, storeKind, send, { redis: redis?.pid }, true);
+    return await runRounds(kind, storeKind, (d) => worker.handle(d), { redis: storeKind === 'redis' ? redis?.pid : undefined });
   } finally {
     worker.stop();
     await stores.close();
@@ -130,10 +132,7 @@ async function measureOverNats(kind: 'open' | 'publish', redis: Service, nats: S
     await proc.start();
     await waitFor(async () => (await httpStatus(`http://127.0.0.1:${metricsPort}/readyz`)) === 200 || undefined, { timeoutMs: 20_000, what: 'the worker to be ready', proc });
     if (pin) pinTo(0, proc.pid!);
-    const send: Sender = async (reqs) => {
-      for (let i = 0; i < reqs.length; i += batch) await Promise.all(reqs.slice(i, i + batch).map((d) => bus.request(subjects.requests, d, 10_000)));
-    };
-    return await rounds_(kind, 'redis', send, { worker: proc.pid, redis: redis.pid, nats: nats.pid }, false);
+    return await runRounds(kind, 'redis', (d) => bus.request(subjects.requests, d, 10_000), { worker: proc.pid, redis: redis.pid, nats: nats.pid });
   } catch (err) {
     throw new Error(`${(err as Error).message}\n--- the worker's last lines:\n${proc.tail(30)}`);
   } finally {
@@ -143,9 +142,8 @@ async function measureOverNats(kind: 'open' | 'publish', redis: Service, nats: S
 }
 
 function summary(xs: number[]): string {
-  if (xs.length === 0) return '—';
-  const s = [...xs].sort((a, b) => a - b);
-  return `${s[s.length >> 1]!.toFixed(1)} (${s[0]!.toFixed(1)}–${s[s.length - 1]!.toFixed(1)})`;
+  const s = stat(xs);
+  return s ? `${s.median.toFixed(1)} (${s.min.toFixed(1)}–${s.max.toFixed(1)})` : '—';
 }
 
 const pin = tasksetAvailable();

@@ -41,12 +41,7 @@ interface NewSession {
  * `session_create_many` call.
  */
 export class SessionsRedis implements Sessions {
-  /** Each bucket's keys, built once (a session step names five keys, on every connect and join). */
-  private readonly buckets: BucketKeys[];
-
-  constructor(private readonly conn: RedisConnection) {
-    this.buckets = Array.from({ length: INDEX_BUCKETS }, (_, b) => new BucketKeys(`${conn.bucketTag('s', b)}:`));
-  }
+  constructor(private readonly conn: RedisConnection) {}
 
   private readonly creates = new TurnBatch<NewSession, number>((batch) => this.createMany(batch));
 
@@ -128,12 +123,17 @@ export class SessionsRedis implements Sessions {
     await this.conn.run('session_reaped', [k.sess, k.rooms, k.detached], [sessionId, k.base]);
   }
 
+  /** Plain classes, not objects holding a closure: these are built on every connect and join. */
   private keys(sessionId: string): SessionKeys {
-    return new SessionKeys(this.buckets[bucketOf(sessionId)]!.base, sessionId);
+    return new SessionKeys(this.base(bucketOf(sessionId)), sessionId);
   }
 
   private bucketKeys(bucket: number): BucketKeys {
-    return this.buckets[bucket]!;
+    return new BucketKeys(this.base(bucket));
+  }
+
+  private base(bucket: number): string {
+    return `${this.conn.bucketTag('s', bucket)}:`;
   }
 }
 
