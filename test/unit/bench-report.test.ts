@@ -49,6 +49,13 @@ describe('bench targets: scenario C', () => {
     expect(find(run, 'C CPU-µs per connection')!.verdict).toBe('PASS');
   });
 
+  it('shows a near miss of the CPU reading with three digits too', () => {
+    const run = runC({ embedded: { 'C.connRate': [5000], 'C.us.embedded': [149.95] }, cluster: { 'C.connRate': [3000], 'C.us.gateway': [300] } });
+    const cpu = find(run, 'C CPU-µs per connection')!;
+    expect(cpu.measured).toBe('0.499× (150 ÷ 300)');
+    expect(cpu.verdict).toBe('FAIL');
+  });
+
   it('says n/a for the CPU reading when a run has no role figures', () => {
     const run = runC({ embedded: { 'C.connRate': [5000] }, cluster: { 'C.connRate': [3000] } });
     expect(find(run, 'C CPU-µs per connection')!.verdict).toBe('n/a');
